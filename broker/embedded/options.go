@@ -1,0 +1,96 @@
+package embedded
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults of Options.
+const (
+	DefaultCleanInterval = time.Minute
+	DefaultMaxBatchBytes = 1 << 20
+	DefaultCacheBytes    = 32 << 20
+	DefaultMemTableBytes = 64 << 20
+	// DefaultPollRecords is the number of records Poll returns at most when
+	// its max argument is not positive.
+	DefaultPollRecords = 4096
+)
+
+// Options configures a Log. The zero value is valid apart from Dir.
+type Options struct {
+	// Dir is the directory of the log's Pebble DB, its own, apart from any
+	// state DB. Required unless InMemory.
+	Dir string
+	// InMemory keeps the log in memory: nothing survives Close. For tests.
+	InMemory bool
+	// FS overrides the filesystem, e.g. with an error-injecting or
+	// crashable vfs in tests. nil: the OS filesystem, or vfs.NewMem() with
+	// InMemory.
+	FS vfs.FS
+	// Logger receives the log's and Pebble's messages. Default: a null logger.
+	Logger hclog.Logger
+	// NoSync makes commits return once written to the operating system,
+	// before they are synced to disk. A process crash loses nothing, a
+	// machine crash may lose the last commits (never part of one).
+	// Default false: every commit is synced (pebble.Sync).
+	NoSync bool
+	// CleanInterval is how often the background cleaner applies retention
+	// and compaction. 0 means DefaultCleanInterval (one minute); a negative
+	// value never cleans in the background (call Clean instead).
+	CleanInterval time.Duration
+	// Now is the clock retention measures record age against.
+	// Default: time.Now.
+	Now func() time.Time
+	// MaxBatchBytes bounds the size of one stored record batch. A commit
+	// writes one batch per partition, split in several when the partition's
+	// records exceed it. Default DefaultMaxBatchBytes (1 MiB).
+	MaxBatchBytes int
+	// CacheBytes is the size of Pebble's block cache. Default 32 MiB.
+	CacheBytes int64
+	// MemTableBytes is the size of one Pebble memtable. Default 64 MiB.
+	MemTableBytes uint64
+}
+
+// EnsureDefaults fills in the defaults of unset fields and returns o.
+func (o *Options) EnsureDefaults() *Options {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.FS == nil {
+		if o.InMemory {
+			o.FS = vfs.NewMem()
+		} else {
+			o.FS = vfs.Default
+		}
+	}
+	if o.Dir == "" && o.InMemory {
+		o.Dir = "log"
+	}
+	if o.CleanInterval == 0 {
+		o.CleanInterval = DefaultCleanInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = DefaultCacheBytes
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = DefaultMemTableBytes
+	}
+	return o
+}
+
+// Validate reports options that cannot work.
+func (o *Options) Validate() error {
+	if o.Dir == "" && !o.InMemory {
+		return errors.New("embedded: Options.Dir is required unless InMemory is set")
+	}
+	return nil
+}
