@@ -1,0 +1,301 @@
+package operators
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/eddyflow/eddy/serde"
+	"github.com/eddyflow/eddy/state"
+	"github.com/eddyflow/eddy/window"
+)
+
+// Fold folds a record into an aggregate. found is false for the first
+// record of a key (or window), when agg is the zero value.
+type Fold[K, V, A any] func(key K, value V, agg A, found bool) A
+
+// Stored aggregates are the 8-byte big-endian timestamp of the newest
+// record folded in, then the encoded aggregate: a table row's output
+// timestamp is the maximum of its inputs', as in Kafka Streams.
+const tsLen = 8
+
+func appendTimestamped[A any](dst []byte, ts int64, s serde.Serde[A], v A) ([]byte, error) {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ts))
+	return s.Encode(dst, v)
+}
+
+func decodeTimestamped[A any](b []byte, s serde.Serde[A]) (int64, A, error) {
+	var zero A
+	if len(b) < tsLen {
+		return 0, zero, fmt.Errorf("stored aggregate too short: %d bytes", len(b))
+	}
+	v, err := s.Decode(b[tsLen:])
+	return int64(binary.BigEndian.Uint64(b)), v, err
+}
+
+// changeOf decodes a flushed table row into a Change.
+func changeOf[A any](s serde.Serde[A], value, old []byte) (Change[A], int64, error) {
+	var c Change[A]
+	var ts int64
+	var err error
+	if value != nil {
+		c.HasNew = true
+		if ts, c.New, err = decodeTimestamped(value, s); err != nil {
+			return c, 0, err
+		}
+	}
+	if old != nil {
+		c.HasOld = true
+		var oldTs int64
+		if oldTs, c.Old, err = decodeTimestamped(old, s); err != nil {
+			return c, 0, err
+		}
+		if value == nil {
+			ts = oldTs
+		}
+	}
+	return c, ts, nil
+}
+
+// Aggregate folds the records of each key into a table row.
+type Aggregate[K, V, A any] struct {
+	Name     string
+	Store    string
+	KeySerde serde.Serde[K]
+	AggSerde serde.Serde[A]
+	Fold     Fold[K, V, A]
+	Out      Downstream[K, Change[A]]
+
+	store      *state.KV
+	kbuf, vbuf []byte
+}
+
+// Init opens the operator's store. Updates are forwarded when the store's
+// cache flushes them, so hot keys are throttled to one update per commit.
+func (a *Aggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
+	var err error
+	a.store, err = stores.KV(a.Store, state.StoreConfig{OnFlush: func(key, value, old []byte) error {
+		k, err := a.KeySerde.Decode(key)
+		if err != nil {
+			return fmt.Errorf("store %s: decode key: %w", a.Store, err)
+		}
+		c, ts, err := changeOf(a.AggSerde, value, old)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", a.Store, err)
+		}
+		return a.Out.Forward(ctx, Record[K, Change[A]]{Key: k, Value: c, Time: ts})
+	}})
+	return err
+}
+
+// Process implements Processor.
+func (a *Aggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
+	var err error
+	if a.kbuf, err = a.KeySerde.Encode(a.kbuf[:0], r.Key); err != nil {
+		return fmt.Errorf("operator %s: encode key: %w", a.Name, err)
+	}
+	old, found, err := a.store.Get(a.kbuf)
+	if err != nil {
+		return err
+	}
+	var agg A
+	ts := r.Time
+	if found {
+		var oldTs int64
+		if oldTs, agg, err = decodeTimestamped(old, a.AggSerde); err != nil {
+			return fmt.Errorf("store %s: %w", a.Store, err)
+		}
+		ts = max(ts, oldTs)
+	}
+	ctx.Operator = a.Name
+	agg = a.Fold(r.Key, r.Value, agg, found)
+	if a.vbuf, err = appendTimestamped(a.vbuf[:0], ts, a.AggSerde, agg); err != nil {
+		return fmt.Errorf("operator %s: encode aggregate: %w", a.Name, err)
+	}
+	return a.store.Put(a.kbuf, a.vbuf)
+}
+
+// Meta keys of windowed operators.
+const (
+	metaStreamTime = "stream-time"
+	metaClosedUpTo = "closed-up-to"
+)
+
+// WindowAggregate folds records into tumbling or hopping windows per key.
+//
+// Stream-time is the largest timestamp the operator has seen. A record is
+// added to every window containing it that is still open (end + grace >
+// stream-time); it is late for the others, and counted late if it missed
+// any. When stream-time passes a window's end plus grace, the window
+// closes: with EmitFinal its final value is forwarded then, once; without,
+// every update was already forwarded as the cache flushed it. Closed
+// windows are deleted from the store.
+type WindowAggregate[K, V, A any] struct {
+	Name      string
+	Store     string
+	Spec      window.Spec
+	EmitFinal bool
+	KeySerde  serde.Serde[K]
+	AggSerde  serde.Serde[A]
+	Fold      Fold[K, V, A]
+	Out       Downstream[window.Windowed[K], Change[A]]
+
+	store *state.WindowStore
+	// streamTime and closedUpTo mirror the store's meta: every window
+	// ending at or before closedUpTo has been closed.
+	streamTime, closedUpTo int64
+	kbuf, vbuf, mbuf       []byte
+}
+
+// Init opens the store and loads the operator's stream-time.
+func (w *WindowAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
+	cfg := state.StoreConfig{}
+	if !w.EmitFinal {
+		cfg.OnFlush = func(key, value, old []byte) error {
+			if value == nil {
+				return nil // a closed window expired: not an update
+			}
+			return w.forward(ctx, key, value, old)
+		}
+	}
+	var err error
+	if w.store, err = stores.Window(w.Store, cfg); err != nil {
+		return err
+	}
+	if w.streamTime, err = w.loadMeta(metaStreamTime); err != nil {
+		return err
+	}
+	w.closedUpTo, err = w.loadMeta(metaClosedUpTo)
+	return err
+}
+
+func (w *WindowAggregate[K, V, A]) loadMeta(name string) (int64, error) {
+	b, ok, err := w.store.GetMeta(name)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return math.MinInt64, nil
+	case len(b) != 8:
+		return 0, fmt.Errorf("store %s: meta %s: want 8 bytes, got %d", w.Store, name, len(b))
+	}
+	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+func (w *WindowAggregate[K, V, A]) putMeta(name string, v int64) error {
+	w.mbuf = binary.BigEndian.AppendUint64(w.mbuf[:0], uint64(v))
+	return w.store.PutMeta(name, w.mbuf)
+}
+
+func (w *WindowAggregate[K, V, A]) forward(ctx *Context, wkey, value, old []byte) error {
+	start, kb, err := state.DecodeWindowKey(wkey)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", w.Store, err)
+	}
+	k, err := w.KeySerde.Decode(kb)
+	if err != nil {
+		return fmt.Errorf("store %s: decode key: %w", w.Store, err)
+	}
+	c, ts, err := changeOf(w.AggSerde, value, old)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", w.Store, err)
+	}
+	key := window.Windowed[K]{Key: k, Start: start, End: start + w.Spec.SizeMs()}
+	return w.Out.Forward(ctx, Record[window.Windowed[K], Change[A]]{Key: key, Value: c, Time: ts})
+}
+
+// Process implements Processor.
+func (w *WindowAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
+	var err error
+	if r.Time > w.streamTime {
+		w.streamTime = r.Time
+		if err = w.putMeta(metaStreamTime, w.streamTime); err != nil {
+			return err
+		}
+	}
+	closeTime := w.streamTime - w.Spec.GraceMs()
+	if w.kbuf, err = w.KeySerde.Encode(w.kbuf[:0], r.Key); err != nil {
+		return fmt.Errorf("operator %s: encode key: %w", w.Name, err)
+	}
+	late := false
+	size, adv := w.Spec.SizeMs(), w.Spec.AdvanceMs()
+	for start := w.Spec.FirstStart(r.Time); start <= r.Time; start += adv {
+		if start+size <= closeTime {
+			late = true
+			continue
+		}
+		if err := w.add(ctx, r, start); err != nil {
+			return err
+		}
+	}
+	if late && ctx.Late != nil {
+		ctx.Late(w.Name)
+	}
+	if closeTime >= w.Spec.NextEnd(w.closedUpTo) {
+		return w.close(ctx, closeTime)
+	}
+	return nil
+}
+
+func (w *WindowAggregate[K, V, A]) add(ctx *Context, r Record[K, V], start int64) error {
+	old, found, err := w.store.Get(w.kbuf, start)
+	if err != nil {
+		return err
+	}
+	var agg A
+	ts := r.Time
+	if found {
+		var oldTs int64
+		if oldTs, agg, err = decodeTimestamped(old, w.AggSerde); err != nil {
+			return fmt.Errorf("store %s: %w", w.Store, err)
+		}
+		ts = max(ts, oldTs)
+	}
+	ctx.Operator = w.Name
+	agg = w.Fold(r.Key, r.Value, agg, found)
+	if w.vbuf, err = appendTimestamped(w.vbuf[:0], ts, w.AggSerde, agg); err != nil {
+		return fmt.Errorf("operator %s: encode aggregate: %w", w.Name, err)
+	}
+	return w.store.Put(w.kbuf, start, w.vbuf)
+}
+
+// close closes every window ending at or before closeTime: forwards its
+// final value when emitting on close, then deletes it.
+func (w *WindowAggregate[K, V, A]) close(ctx *Context, closeTime int64) error {
+	size := w.Spec.SizeMs()
+	from := int64(math.MinInt64)
+	if w.closedUpTo != math.MinInt64 {
+		from = w.closedUpTo - size + 1
+	}
+	to := closeTime - size + 1 // windows with start+size <= closeTime
+	if closeTime == math.MaxInt64 {
+		to = math.MaxInt64
+	}
+	type closed struct {
+		key   []byte
+		start int64
+	}
+	var done []closed
+	err := w.store.Range(from, to, func(key []byte, start int64, value []byte) error {
+		done = append(done, closed{append([]byte(nil), key...), start})
+		if !w.EmitFinal {
+			return nil
+		}
+		return w.forward(ctx, state.AppendWindowKey(nil, start, key), value, nil)
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range done {
+		if err := w.store.Delete(d.key, d.start); err != nil {
+			return err
+		}
+	}
+	w.closedUpTo = closeTime
+	return w.putMeta(metaClosedUpTo, closeTime)
+}
+
+// Finish closes every window, as if stream-time had reached the end of time.
+func (w *WindowAggregate[K, V, A]) Finish(ctx *Context) error {
+	return w.close(ctx, math.MaxInt64)
+}

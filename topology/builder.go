@@ -1,0 +1,179 @@
+package topology
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"github.com/eddyflow/eddy/operators"
+)
+
+// Builder collects a topology's operators. Misuse is recorded as it
+// happens and reported by Validate and Build.
+type Builder struct {
+	app     string
+	nodes   []*node
+	names   map[string]*node
+	sources map[string]*node // topic -> the node that reads it
+	errs    []error
+}
+
+// New returns a Builder for the application app. The app name prefixes
+// internal topics and is the consumer group; letters, digits, '.', '_'
+// and '-' only.
+func New(app string) *Builder {
+	b := &Builder{app: app, names: map[string]*node{}, sources: map[string]*node{}}
+	if !validName.MatchString(app) {
+		b.errorf("application name %q must be non-empty and use only letters, digits, '.', '_' and '-'", app)
+	}
+	return b
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// App returns the application name.
+func (b *Builder) App() string { return b.app }
+
+func (b *Builder) errorf(format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf(format, args...))
+}
+
+// Validate reports every misuse of the builder found so far, joined.
+func (b *Builder) Validate() error {
+	errs := append([]error(nil), b.errs...)
+	if !slices.ContainsFunc(b.nodes, func(n *node) bool { return n.kind == kindSource || n.kind == kindTableSource }) {
+		errs = append(errs, errors.New("no source: read a topic with StreamFrom or TableFrom"))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	for i, e := range errs {
+		errs[i] = fmt.Errorf("topology %s: %w", b.app, e)
+	}
+	return errors.Join(errs...)
+}
+
+// kind of operator node.
+type kind string
+
+const (
+	kindSource            kind = "source"
+	kindTableSource       kind = "table-source"
+	kindRepartitionSource kind = "repartition-source"
+	kindSink              kind = "sink"
+	kindRepartitionSink   kind = "repartition-sink"
+	kindProcessor         kind = "processor"
+)
+
+// StoreKind tells the layout of a store.
+type StoreKind string
+
+const (
+	// KeyValueStore holds one row per key.
+	KeyValueStore StoreKind = "key-value"
+	// WindowStore holds one row per key and window.
+	WindowStore StoreKind = "window"
+)
+
+// node is an operator of the logical graph.
+type node struct {
+	id       int
+	name     string
+	kind     kind
+	op       string // what the operator does, for Describe: "filter", "count", ...
+	parents  []*node
+	children []*node
+	topic    string // sources and sinks
+	// partitions of a repartition topic, 0 for the default.
+	partitions int32
+	store      *storeSpec
+	// build instantiates the operator for one task, its children built.
+	build func(bc *buildCtx) (any, error)
+	sub   int
+}
+
+type storeSpec struct {
+	name   string
+	kind   StoreKind
+	detail string // window spec, for Describe
+}
+
+// newNode adds a node. name is the user's Named option, or "" for a
+// generated "<op>-<id>".
+func (b *Builder) newNode(k kind, op, name string, parents ...*node) *node {
+	n := &node{id: len(b.nodes), kind: k, op: op, parents: parents}
+	if name == "" {
+		name = op + "-" + strconv.Itoa(n.id)
+	} else if !validName.MatchString(name) {
+		b.errorf("name %q (%s): use only letters, digits, '.', '_' and '-'", name, op)
+	}
+	if prev, dup := b.names[name]; dup {
+		b.errorf("duplicate name %q: used by %s and %s", name, prev.op, op)
+	}
+	n.name = name
+	b.names[name] = n
+	for _, p := range parents {
+		p.children = append(p.children, n)
+	}
+	b.nodes = append(b.nodes, n)
+	return n
+}
+
+// Option tunes one operator.
+type Option func(*options)
+
+type options struct {
+	name       string
+	partitions int32
+}
+
+// Named names an operator. A stateful operator's name also names its
+// store and internal topics, so naming them keeps state compatible when
+// the topology changes.
+func Named(name string) Option { return func(o *options) { o.name = name } }
+
+// Partitions sets the partition count of the repartition topic a stateful
+// operator reads from after a key change. Default: as many as the
+// sub-topology writing it has tasks.
+func Partitions(n int32) Option { return func(o *options) { o.partitions = n } }
+
+func applyOptions(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// buildCtx instantiates a sub-topology for one task.
+type buildCtx struct {
+	ctx    *operators.Context
+	stores operators.Stores
+	built  map[*node]any
+	node   *node
+}
+
+// out returns the built children of the node being built.
+func out[K, V any](bc *buildCtx) operators.Downstream[K, V] {
+	return downstream[K, V](bc, bc.node.children)
+}
+
+func downstream[K, V any](bc *buildCtx, nodes []*node) operators.Downstream[K, V] {
+	d := make(operators.Downstream[K, V], 0, len(nodes))
+	for _, c := range nodes {
+		if p, ok := bc.built[c].(operators.Processor[K, V]); ok {
+			d = append(d, p)
+		}
+		// Children in another sub-topology are reached through a topic.
+	}
+	return d
+}
+
+// pass forwards records unchanged: branches and merges.
+type pass[K, V any] struct{ out operators.Downstream[K, V] }
+
+func (p *pass[K, V]) Process(ctx *operators.Context, r operators.Record[K, V]) error {
+	return p.out.Forward(ctx, r)
+}
