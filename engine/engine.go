@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/broker/embedded"
+	"github.com/eddyflow/eddy/state"
+	"github.com/eddyflow/eddy/topology"
+)
+
+// Engine runs one topology. Open it, Run it once, Close it.
+type Engine struct {
+	opts    Options
+	topo    *topology.Topology
+	log     broker.Log
+	ownsLog bool
+	db      *state.DB
+
+	// partitions of every topic the topology touches, and of each
+	// sub-topology's tasks; set by Run before workers start, then read-only.
+	partitions map[string]int32
+	subParts   []int32
+
+	progress *progress // bounded runs only
+	metrics  metrics
+	running  atomic.Bool
+}
+
+// Open validates the topology of b and opens the state DB and, unless
+// opts.Log is set, the embedded log.
+func Open(b *topology.Builder, opts Options) (*Engine, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	topo, err := b.Build()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, topo: topo, log: opts.Log}
+	if e.log == nil {
+		l, err := embedded.Open(embedded.Options{
+			Dir:      filepath.Join(opts.StateDir, "log"),
+			InMemory: opts.InMemory,
+			Logger:   opts.Logger.Named("log"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("engine: open embedded log: %w", err)
+		}
+		e.log, e.ownsLog = l, true
+	}
+	e.db, err = state.Open(state.Options{
+		Dir:      filepath.Join(opts.StateDir, "state"),
+		InMemory: opts.InMemory,
+		Logger:   opts.Logger.Named("state"),
+	})
+	if err != nil {
+		if e.ownsLog {
+			e.log.Close()
+		}
+		return nil, fmt.Errorf("engine: open state: %w", err)
+	}
+	return e, nil
+}
+
+// Log returns the log the engine runs on: write input and read output
+// through it.
+func (e *Engine) Log() broker.Log { return e.log }
+
+// Topology returns the running topology.
+func (e *Engine) Topology() *topology.Topology { return e.topo }
+
+// Close releases the state DB and the embedded log the engine opened.
+// Run must have returned.
+func (e *Engine) Close() error {
+	err := e.db.Close()
+	if e.ownsLog {
+		err = errors.Join(err, e.log.Close())
+	}
+	return err
+}
+
+// Run processes records until ctx is done (then it commits what it did
+// and returns nil), a task fails (it returns the error), or, with
+// Options.Bounded, all input is processed. Run may be called once.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return errors.New("engine: Run called twice")
+	}
+	if err := e.prepareTopics(ctx); err != nil {
+		return err
+	}
+	if e.opts.Bounded {
+		p, err := newProgress(ctx, e)
+		if err != nil {
+			return err
+		}
+		e.progress = p
+	}
+	var topics []string
+	for _, s := range e.topo.SubTopologies() {
+		topics = append(topics, s.Sources...)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers := make([]*worker, e.opts.Workers)
+	for i := range workers {
+		sess, err := e.log.NewSession(ctx, broker.SessionConfig{
+			Group:  e.topo.App(),
+			Member: fmt.Sprintf("%s-%d", e.topo.App(), i),
+			Topics: topics,
+		})
+		if err != nil {
+			for _, w := range workers[:i] {
+				w.sess.Close(ctx)
+			}
+			return fmt.Errorf("engine: join group %s: %w", e.topo.App(), err)
+		}
+		workers[i] = newWorker(e, i, sess)
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.run(ctx); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// prepareTopics checks the source topics, resolves partition counts and
+// creates the internal and sink topics that are missing.
+func (e *Engine) prepareTopics(ctx context.Context) error {
+	existing, err := e.log.DescribeTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: describe topics: %w", err)
+	}
+	e.partitions = map[string]int32{}
+	for name, tc := range existing {
+		e.partitions[name] = tc.Partitions
+	}
+	topics := e.topo.Topics()
+	for _, t := range topics {
+		if t.Role == topology.RoleSource && existing[t.Name].Partitions == 0 {
+			return fmt.Errorf("engine: source topic %q does not exist: create it first (eddy topics create, or Log().CreateTopics)", t.Name)
+		}
+	}
+	// Sub-topologies come upstream first, so a repartition topic's writer
+	// is resolved before its reader.
+	subs := e.topo.SubTopologies()
+	e.subParts = make([]int32, len(subs))
+	var create []broker.TopicConfig
+	for _, s := range subs {
+		var n int32
+		for _, src := range s.Sources {
+			p, ok := e.partitions[src]
+			if !ok {
+				// A new repartition topic: as asked, or as many
+				// partitions as its writer has tasks.
+				p = e.writerPartitions(topics, src)
+				e.partitions[src] = p
+				create = append(create, broker.TopicConfig{Name: src, Partitions: p})
+			}
+			if n != 0 && p != n {
+				return fmt.Errorf("engine: sub-topology %d reads topics that are not co-partitioned: %s", s.ID, e.describeCounts(s.Sources))
+			}
+			n = p
+		}
+		e.subParts[s.ID] = n
+		for _, st := range s.Stores {
+			if p, ok := e.partitions[st.Changelog]; ok && p != n {
+				return fmt.Errorf("engine: changelog %q has %d partitions, its store %q needs %d: reset the application or restore the topic", st.Changelog, p, st.Name, n)
+			}
+			if _, ok := e.partitions[st.Changelog]; !ok {
+				e.partitions[st.Changelog] = n
+				create = append(create, broker.TopicConfig{Name: st.Changelog, Partitions: n, Compacted: true})
+			}
+		}
+		for _, sink := range s.Sinks {
+			if _, ok := e.partitions[sink]; !ok {
+				e.partitions[sink] = n
+				create = append(create, broker.TopicConfig{Name: sink, Partitions: n})
+			}
+		}
+	}
+	if len(create) > 0 {
+		if err := e.log.CreateTopics(ctx, create...); err != nil {
+			return fmt.Errorf("engine: create topics: %w", err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) writerPartitions(topics []topology.Topic, name string) int32 {
+	for _, t := range topics {
+		if t.Name == name && t.Partitions > 0 {
+			return t.Partitions
+		}
+		if t.Name == name && t.Writer >= 0 {
+			return e.subParts[t.Writer]
+		}
+	}
+	return 1
+}
+
+func (e *Engine) describeCounts(names []string) string {
+	s := ""
+	for i, n := range names {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprintf("%s has %d partitions", n, e.partitions[n])
+	}
+	return s
+}
+
+// Metrics are counters readable while the engine runs.
+type Metrics struct {
+	RecordsIn, RecordsOut, LateRecords, Commits int64
+}
+
+type metrics struct {
+	recordsIn, recordsOut, late, commits atomic.Int64
+}
+
+// Metrics returns the engine's counters so far.
+func (e *Engine) Metrics() Metrics {
+	return Metrics{
+		RecordsIn:   e.metrics.recordsIn.Load(),
+		RecordsOut:  e.metrics.recordsOut.Load(),
+		LateRecords: e.metrics.late.Load(),
+		Commits:     e.metrics.commits.Load(),
+	}
+}

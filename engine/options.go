@@ -1,0 +1,82 @@
+package engine
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/eddyflow/eddy/broker"
+)
+
+// Options configures an Engine. The zero value runs on the embedded log
+// in ./eddy-data.
+type Options struct {
+	// StateDir holds the state DB (StateDir/state) and, unless Log is
+	// set, the embedded log (StateDir/log). Default "eddy-data".
+	StateDir string
+	// InMemory keeps state and the embedded log in memory: nothing
+	// survives Close. For tests.
+	InMemory bool
+	// Log is the log to run on. nil: the embedded log in StateDir/log,
+	// opened and closed by the engine.
+	Log broker.Log
+	// Workers is the number of worker goroutines, each a consumer-group
+	// member with its own transaction. Default: GOMAXPROCS.
+	Workers int
+	// CommitInterval is how often a worker commits. Default 100ms.
+	CommitInterval time.Duration
+	// CacheBytes bounds the write-back cache of each store partition.
+	// Default 8 MiB; negative disables caching (every update is
+	// forwarded and changelogged).
+	CacheBytes int
+	// MaxPollRecords bounds the records a worker takes per poll.
+	// Default 10000.
+	MaxPollRecords int
+	// Bounded treats the input as finite: the records in the source
+	// topics when Run starts. When a task has consumed all of its input,
+	// its windows are closed as if stream-time had reached the end of
+	// time (emitting what they hold), and Run returns nil once every task
+	// has finished and committed. Like Flink's end-of-input watermark.
+	Bounded bool
+	// Logger receives the engine's logs. Default: a null logger.
+	Logger hclog.Logger
+}
+
+const defaultCacheBytes = 8 << 20
+
+// EnsureDefaults fills in unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.StateDir == "" {
+		o.StateDir = "eddy-data"
+	}
+	if o.Workers == 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = 100 * time.Millisecond
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = defaultCacheBytes
+	}
+	if o.MaxPollRecords == 0 {
+		o.MaxPollRecords = 10000
+	}
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+}
+
+// Validate reports unusable settings.
+func (o *Options) Validate() error {
+	switch {
+	case o.Workers < 0:
+		return fmt.Errorf("engine: Workers must not be negative, got %d", o.Workers)
+	case o.CommitInterval < 0:
+		return fmt.Errorf("engine: CommitInterval must not be negative, got %s", o.CommitInterval)
+	case o.MaxPollRecords < 0:
+		return fmt.Errorf("engine: MaxPollRecords must not be negative, got %d", o.MaxPollRecords)
+	}
+	return nil
+}

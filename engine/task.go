@@ -1,0 +1,237 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/operators"
+	"github.com/eddyflow/eddy/state"
+	"github.com/eddyflow/eddy/topology"
+)
+
+// taskID names a task: a sub-topology on one partition, "1_3" in logs.
+type taskID struct {
+	sub       int
+	partition int32
+}
+
+func (id taskID) String() string { return fmt.Sprintf("%d_%d", id.sub, id.partition) }
+
+// task runs one sub-topology on one partition. It is owned by one worker.
+type task struct {
+	id     taskID
+	w      *worker
+	sub    *topology.SubTopology
+	state  *state.Task
+	graph  *operators.Graph
+	ctx    operators.Context
+	raw    operators.RawRecord
+	logger hclog.Logger
+
+	// pos is the next offset to consume of each input partition;
+	// committed what the last commit recorded.
+	pos, committed map[broker.TopicPartition]int64
+	changelogs     map[string]string // store name -> changelog topic
+	lastTs         int64             // timestamp of the record being processed, for changelog records
+	// finishing is set once a bounded task has flushed its windows and
+	// waits for the commit that makes that visible; finished after it.
+	finishing, finished bool
+}
+
+func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32, start map[broker.TopicPartition]int64) (*task, error) {
+	id := taskID{sub.ID, p}
+	t := &task{
+		id:         id,
+		w:          w,
+		sub:        sub,
+		logger:     w.logger.With("task", id.String()),
+		pos:        map[broker.TopicPartition]int64{},
+		committed:  map[broker.TopicPartition]int64{},
+		changelogs: map[string]string{},
+	}
+	for _, st := range sub.Stores {
+		t.changelogs[st.Name] = st.Changelog
+	}
+	for _, src := range sub.Sources {
+		tp := broker.TopicPartition{Topic: src, Partition: p}
+		t.pos[tp] = start[tp]
+		t.committed[tp] = start[tp]
+	}
+	e := w.e
+	t.ctx = operators.Context{
+		Partition:  p,
+		Logger:     t.logger,
+		Send:       w.send,
+		Partitions: func(topic string) int32 { return e.partitions[topic] },
+		Late: func(op string) {
+			w.late++
+			if t.logger.IsDebug() {
+				t.logger.Debug("late record dropped", "operator", op, "topic", t.ctx.Topic, "partition", t.ctx.InputPartition, "offset", t.ctx.Offset)
+			}
+		},
+	}
+	t.state = e.db.NewTask(id.String())
+	var err error
+	t.graph, err = sub.NewGraph(&t.ctx, storeOpener{t, ctx})
+	if err != nil {
+		t.state.Close()
+		return nil, fmt.Errorf("engine: task %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// storeOpener opens a task's stores for its operators, each restored from
+// its changelog's tail before the operator sees it.
+type storeOpener struct {
+	t   *task
+	ctx context.Context
+}
+
+func (o storeOpener) KV(name string, cfg state.StoreConfig) (*state.KV, error) {
+	kv, err := o.t.state.KV(name, o.t.id.partition, o.t.storeConfig(name, cfg))
+	if err != nil {
+		return nil, err
+	}
+	return kv, o.t.restore(o.ctx, name, kv)
+}
+
+func (o storeOpener) Window(name string, cfg state.StoreConfig) (*state.WindowStore, error) {
+	ws, err := o.t.state.Window(name, o.t.id.partition, o.t.storeConfig(name, cfg))
+	if err != nil {
+		return nil, err
+	}
+	return ws, o.t.restore(o.ctx, name, ws)
+}
+
+func (t *task) storeConfig(name string, cfg state.StoreConfig) state.StoreConfig {
+	topic, p := t.changelogs[name], t.id.partition
+	cfg.Changelog = func(key, value []byte) {
+		t.w.sess.Send(broker.Record{Topic: topic, Partition: p, Timestamp: t.lastTs, Key: clone(key), Value: clone(value)})
+	}
+	cfg.CacheBytes = max(t.w.e.opts.CacheBytes, 0)
+	return cfg
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+// restorable is a store that can replay its changelog.
+type restorable interface {
+	CommittedOffset() (int64, bool, error)
+	Restore(records []state.ChangelogRecord, end int64) error
+}
+
+const restoreBatch = 4096
+
+// restore replays the changelog after the offset the local store reflects.
+func (t *task) restore(ctx context.Context, name string, s restorable) error {
+	log := t.w.e.log
+	tp := broker.TopicPartition{Topic: t.changelogs[name], Partition: t.id.partition}
+	from, ok, err := s.CommittedOffset()
+	if err != nil {
+		return fmt.Errorf("store %s: %w", name, err)
+	}
+	bounds, err := log.Offsets(ctx, tp)
+	if err != nil {
+		return fmt.Errorf("store %s: changelog %s: %w", name, tp, err)
+	}
+	switch {
+	case !ok || from < bounds.Start:
+		from = bounds.Start
+	case from > bounds.End:
+		return fmt.Errorf("store %s partition %d is ahead of its changelog %s (local offset %d, changelog end %d): the changelog was truncated or recreated; reset the application",
+			name, t.id.partition, tp.Topic, from, bounds.End)
+	}
+	if from == bounds.End {
+		return nil
+	}
+	batch := make([]state.ChangelogRecord, 0, restoreBatch)
+	n := 0
+	err = log.Read(ctx, tp, from, bounds.End, func(r broker.Record) error {
+		batch = append(batch, state.ChangelogRecord{Key: clone(r.Key), Value: clone(r.Value)})
+		n++
+		if len(batch) < restoreBatch {
+			return nil
+		}
+		err := s.Restore(batch, r.Offset+1)
+		batch = batch[:0]
+		return err
+	})
+	if err == nil {
+		err = s.Restore(batch, bounds.End)
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: restore from %s: %w", name, tp, err)
+	}
+	t.logger.Debug("restored store", "store", name, "from", from, "to", bounds.End, "records", n)
+	return nil
+}
+
+// process runs one input record through the task's graph.
+func (t *task) process(r *broker.Record) (err error) {
+	src := t.graph.Sources[r.Topic]
+	t.raw = operators.RawRecord{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+		Key: r.Key, Value: r.Value, Headers: fromBrokerHeaders(r.Headers),
+	}
+	t.ctx.Topic, t.ctx.InputPartition, t.ctx.Offset = r.Topic, r.Partition, r.Offset
+	t.ctx.Operator = ""
+	t.lastTs = r.Timestamp
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("engine: task %s: %w", t.id, &operators.PanicError{
+				Operator: t.ctx.Operator, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Value: p,
+			})
+		}
+	}()
+	if err := src.ProcessRaw(&t.ctx, &t.raw); err != nil {
+		var de *operators.DecodeError
+		if errors.As(err, &de) {
+			return fmt.Errorf("engine: task %s: %w", t.id, err)
+		}
+		return fmt.Errorf("engine: task %s: record %s/%d@%d: %w", t.id, r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+// finish closes the task's windows at the end of bounded input.
+func (t *task) finish() error {
+	t.ctx.Topic, t.ctx.Offset = "", -1
+	for _, f := range t.graph.Finishers {
+		if err := f.Finish(&t.ctx); err != nil {
+			return fmt.Errorf("engine: task %s: finish: %w", t.id, err)
+		}
+	}
+	t.finishing = true
+	return nil
+}
+
+func fromBrokerHeaders(h []broker.Header) []operators.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make([]operators.Header, len(h))
+	for i, x := range h {
+		out[i] = operators.Header{Key: x.Key, Value: x.Value}
+	}
+	return out
+}
+
+func toBrokerHeaders(h []operators.Header) []broker.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make([]broker.Header, len(h))
+	for i, x := range h {
+		out[i] = broker.Header{Key: x.Key, Value: x.Value}
+	}
+	return out
+}

@@ -1,0 +1,319 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/operators"
+)
+
+// stopTimeout bounds the final commit and leaving the group once Run's
+// context is done.
+const stopTimeout = 30 * time.Second
+
+// worker is one goroutine: a group member and the tasks of its partitions.
+type worker struct {
+	e      *Engine
+	id     int
+	sess   broker.Session
+	logger hclog.Logger
+
+	tasks map[taskID]*task
+	byTP  map[broker.TopicPartition]*task
+	// owned maps the partitions assigned to the worker to their start
+	// positions, until a task takes them over.
+	owned map[broker.TopicPartition]int64
+
+	// Counters since the last commit, added to the engine's at commit.
+	in, out, late int64
+	dirty         bool // something to commit
+	lastCommit    time.Time
+}
+
+func newWorker(e *Engine, id int, sess broker.Session) *worker {
+	return &worker{
+		e:      e,
+		id:     id,
+		sess:   sess,
+		logger: e.opts.Logger.Named("worker").With("worker", id),
+		tasks:  map[taskID]*task{},
+		byTP:   map[broker.TopicPartition]*task{},
+		owned:  map[broker.TopicPartition]int64{},
+	}
+}
+
+// run is the worker's loop; it returns nil when ctx is done and the final
+// commit succeeded, or when a bounded run is complete.
+func (w *worker) run(ctx context.Context) (err error) {
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer cancel()
+	defer func() {
+		if err != nil {
+			w.abort()
+		} else {
+			err = w.commit(stopCtx)
+		}
+		w.closeTasks()
+		err = errors.Join(err, w.sess.Close(stopCtx))
+	}()
+	w.lastCommit = time.Now()
+	interval := w.e.opts.CommitInterval
+	// Commits are not cut short by ctx: a stop waits for the commit under
+	// way, then makes the final one.
+	commitCtx := context.WithoutCancel(ctx)
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := max(interval-time.Since(w.lastCommit), time.Millisecond)
+		pollCtx, cancelPoll := context.WithTimeout(ctx, wait)
+		f, perr := w.sess.Poll(pollCtx, w.e.opts.MaxPollRecords)
+		cancelPoll()
+		if perr != nil && !errors.Is(perr, context.DeadlineExceeded) && !errors.Is(perr, context.Canceled) {
+			return fmt.Errorf("engine: worker %d: poll: %w", w.id, perr)
+		}
+		if len(f.Revoked) > 0 {
+			if err := w.revoke(commitCtx, f.Revoked); err != nil {
+				return err
+			}
+		}
+		if len(f.Assigned) > 0 {
+			if err := w.assign(ctx, f.Assigned, f.Committed); err != nil {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return nil // stopped while restoring
+				}
+				return err
+			}
+		}
+		for i := range f.Records {
+			if err := w.process(&f.Records[i]); err != nil {
+				return err
+			}
+		}
+		if w.e.progress != nil {
+			if err := w.finishComplete(); err != nil {
+				return err
+			}
+		}
+		if time.Since(w.lastCommit) >= interval || w.finishing() {
+			if err := w.commit(commitCtx); err != nil {
+				return err
+			}
+		}
+		if w.e.progress != nil && w.e.progress.done() {
+			return nil
+		}
+	}
+}
+
+func (w *worker) process(r *broker.Record) error {
+	tp := broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+	t := w.byTP[tp]
+	if t == nil {
+		return fmt.Errorf("engine: worker %d: record of %s, which no task of this worker reads", w.id, tp)
+	}
+	if r.Offset < t.pos[tp] {
+		return nil // already processed before a rewind
+	}
+	if p := w.e.progress; p != nil {
+		if target, ok := p.target(tp); ok && r.Offset >= target {
+			return nil // past the end of bounded input
+		}
+	}
+	if err := t.process(r); err != nil {
+		return err
+	}
+	t.pos[tp] = r.Offset + 1
+	w.in++
+	w.dirty = true
+	return nil
+}
+
+// send writes an operator's output into the open transaction.
+func (w *worker) send(r operators.RawRecord) {
+	w.out++
+	w.sess.Send(broker.Record{
+		Topic: r.Topic, Partition: r.Partition, Timestamp: r.Timestamp,
+		Key: r.Key, Value: r.Value, Headers: toBrokerHeaders(r.Headers),
+	})
+}
+
+// assign records new partitions and creates the tasks whose inputs are
+// all owned now.
+func (w *worker) assign(ctx context.Context, tps []broker.TopicPartition, committed map[broker.TopicPartition]broker.Offset) error {
+	for _, tp := range tps {
+		if off, ok := committed[tp]; ok {
+			w.owned[tp] = off.Offset
+			continue
+		}
+		bounds, err := w.e.log.Offsets(ctx, tp)
+		if err != nil {
+			return fmt.Errorf("engine: worker %d: offsets of %s: %w", w.id, tp, err)
+		}
+		w.owned[tp] = bounds.Start
+	}
+	for _, sub := range w.e.topo.SubTopologies() {
+		for p := range w.e.subParts[sub.ID] {
+			id := taskID{sub.ID, p}
+			if w.tasks[id] != nil || !w.ownsAll(sub.Sources, p) {
+				continue
+			}
+			t, err := newTask(ctx, w, sub, p, w.owned)
+			if err != nil {
+				return err
+			}
+			w.tasks[id] = t
+			for tp := range t.pos {
+				w.byTP[tp] = t
+			}
+			w.logger.Debug("task started", "task", id.String())
+		}
+	}
+	return nil
+}
+
+func (w *worker) ownsAll(topics []string, p int32) bool {
+	for _, topic := range topics {
+		if _, ok := w.owned[broker.TopicPartition{Topic: topic, Partition: p}]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// revoke commits, then closes the tasks reading revoked partitions.
+func (w *worker) revoke(ctx context.Context, tps []broker.TopicPartition) error {
+	if err := w.commit(ctx); err != nil {
+		return err
+	}
+	for _, tp := range tps {
+		delete(w.owned, tp)
+		t := w.byTP[tp]
+		if t == nil {
+			continue
+		}
+		for in := range t.pos {
+			delete(w.byTP, in)
+		}
+		delete(w.tasks, t.id)
+		if err := t.state.Close(); err != nil {
+			return fmt.Errorf("engine: task %s: close: %w", t.id, err)
+		}
+		w.logger.Debug("task closed", "task", t.id.String())
+	}
+	return nil
+}
+
+// finishComplete closes the windows of every task whose bounded input is
+// fully consumed.
+func (w *worker) finishComplete() error {
+	for _, t := range w.tasks {
+		if t.finishing || t.finished || !w.inputComplete(t) {
+			continue
+		}
+		if err := t.finish(); err != nil {
+			return err
+		}
+		w.dirty = true
+	}
+	return nil
+}
+
+func (w *worker) inputComplete(t *task) bool {
+	for tp, pos := range t.pos {
+		target, ok := w.e.progress.target(tp)
+		if !ok || pos < target {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *worker) finishing() bool {
+	for _, t := range w.tasks {
+		if t.finishing {
+			return true
+		}
+	}
+	return false
+}
+
+// commit runs the commit protocol for all of the worker's tasks.
+func (w *worker) commit(ctx context.Context) error {
+	for _, t := range w.tasks {
+		if err := t.state.Flush(); err != nil {
+			return fmt.Errorf("engine: task %s: flush: %w", t.id, err)
+		}
+	}
+	offsets := map[broker.TopicPartition]broker.Offset{}
+	for _, t := range w.tasks {
+		for tp, pos := range t.pos {
+			if pos != t.committed[tp] {
+				offsets[tp] = broker.Offset{Offset: pos}
+			}
+		}
+	}
+	if !w.dirty && len(offsets) == 0 {
+		w.lastCommit = time.Now()
+		return nil
+	}
+	ends, err := w.sess.Commit(ctx, offsets)
+	if err != nil {
+		return fmt.Errorf("engine: worker %d: commit: %w", w.id, err)
+	}
+	for _, t := range w.tasks {
+		var stores map[string]int64
+		for name, topic := range t.changelogs {
+			if end, ok := ends[broker.TopicPartition{Topic: topic, Partition: t.id.partition}]; ok {
+				if stores == nil {
+					stores = map[string]int64{}
+				}
+				stores[name] = end
+			}
+		}
+		// The log commit succeeded: a failure here leaves the state DB
+		// behind its changelog, which a restart's restore catches up.
+		if err := t.state.Commit(stores); err != nil {
+			return fmt.Errorf("engine: task %s: apply state: %w", t.id, err)
+		}
+		for tp, pos := range t.pos {
+			t.committed[tp] = pos
+		}
+		if t.finishing {
+			t.finishing, t.finished = false, true
+			if err := w.e.progress.finish(ctx, t.id); err != nil {
+				return err
+			}
+		}
+	}
+	m := &w.e.metrics
+	m.recordsIn.Add(w.in)
+	m.recordsOut.Add(w.out)
+	m.late.Add(w.late)
+	m.commits.Add(1)
+	w.in, w.out, w.late, w.dirty = 0, 0, 0, false
+	w.lastCommit = time.Now()
+	return nil
+}
+
+// abort drops uncommitted work after a failure.
+func (w *worker) abort() {
+	for _, t := range w.tasks {
+		t.state.Abort()
+	}
+}
+
+func (w *worker) closeTasks() {
+	for id, t := range w.tasks {
+		if err := t.state.Close(); err != nil {
+			w.logger.Warn("close task", "task", id.String(), "error", err)
+		}
+	}
+	clear(w.tasks)
+	clear(w.byTP)
+}
