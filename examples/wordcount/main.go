@@ -1,0 +1,134 @@
+// Command wordcount counts words in lines of text, the "hello world" of
+// stream processing:
+//
+//	go run ./examples/wordcount
+//
+// It writes a few lines into the embedded log, splits them into words,
+// re-keys by word, counts each word into a table, and prints the table.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+
+	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/engine"
+	"github.com/eddyflow/eddy/serde"
+	"github.com/eddyflow/eddy/topology"
+)
+
+// Topology splits lines into lower-case words and counts every word.
+func Topology() *topology.Builder {
+	b := topology.New("wordcount")
+	lines := topology.StreamFrom(b, "lines", serde.String(), serde.String())
+	words := topology.FlatMapValues(lines, func(_ string, line string) []string {
+		return strings.FieldsFunc(strings.ToLower(line), func(r rune) bool {
+			return !('a' <= r && r <= 'z' || r == '\'')
+		})
+	}).WithValueSerde(serde.String()) // the words are repartitioned: say how to write them
+	topology.GroupBy(words, func(_ string, w string) string { return w }, serde.String()).
+		Count(topology.Named("word-counts")).
+		To("word-counts")
+	return b
+}
+
+// Lines is the default input.
+var Lines = []string{
+	"It was the best of times, it was the worst of times,",
+	"it was the age of wisdom, it was the age of foolishness,",
+	"it was the epoch of belief, it was the epoch of incredulity,",
+	"it was the season of Light, it was the season of Darkness,",
+	"it was the spring of hope, it was the winter of despair.",
+}
+
+// Run counts the words of lines and returns the final count per word.
+func Run(ctx context.Context, dir string, lines []string) (map[string]int64, error) {
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "eddy-wordcount-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	eng, err := engine.Open(Topology(), engine.Options{StateDir: dir, Bounded: true})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+	log := eng.Log()
+	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: "lines", Partitions: 2}); err != nil {
+		return nil, err
+	}
+	recs := make([]broker.Record, len(lines))
+	for i, l := range lines {
+		recs[i] = broker.Record{Topic: "lines", Partition: broker.AnyPartition, Key: fmt.Appendf(nil, "line-%d", i), Value: []byte(l), Timestamp: int64(i)}
+	}
+	if err := log.Produce(ctx, recs...); err != nil {
+		return nil, err
+	}
+	if err := eng.Run(ctx); err != nil {
+		return nil, err
+	}
+	// The output is a table's changelog: the last record of a key wins.
+	counts := map[string]int64{}
+	desc, err := log.DescribeTopics(ctx, "word-counts")
+	if err != nil {
+		return nil, err
+	}
+	for p := range desc["word-counts"].Partitions {
+		tp := broker.TopicPartition{Topic: "word-counts", Partition: p}
+		off, err := log.Offsets(ctx, tp)
+		if err != nil {
+			return nil, err
+		}
+		err = log.Read(ctx, tp, off.Start, off.End, func(r broker.Record) error {
+			n, err := serde.Int64().Decode(r.Value)
+			if err != nil {
+				return fmt.Errorf("%s@%d: %w", tp, r.Offset, err)
+			}
+			counts[string(r.Key)] = n
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return counts, nil
+}
+
+// Print writes the counts, most frequent first.
+func Print(w io.Writer, counts map[string]int64) {
+	words := make([]string, 0, len(counts))
+	for word := range counts {
+		words = append(words, word)
+	}
+	slices.SortFunc(words, func(a, b string) int {
+		if counts[a] != counts[b] {
+			return int(counts[b] - counts[a])
+		}
+		return strings.Compare(a, b)
+	})
+	for _, word := range words {
+		fmt.Fprintf(w, "%-12s %d\n", word, counts[word])
+	}
+}
+
+func main() {
+	dir := flag.String("dir", "", "state dir (default: a temporary dir, removed at exit)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	counts, err := Run(ctx, *dir, Lines)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wordcount:", err)
+		os.Exit(1)
+	}
+	Print(os.Stdout, counts)
+}
