@@ -45,7 +45,7 @@ func (o *Options) ensureDefaults() {
 
 func (o *Options) validate() error {
 	if o.Dir == "" && !o.InMemory {
-		return errors.New("Dir is required unless InMemory")
+		return errors.New("options: Dir is required unless InMemory")
 	}
 	if o.CacheBytes < 0 {
 		return fmt.Errorf("CacheBytes %d is negative", o.CacheBytes)
