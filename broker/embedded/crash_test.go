@@ -3,7 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
-		"math/rand/v2"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"

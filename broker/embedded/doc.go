@@ -13,6 +13,10 @@
 //	s.Send(out)
 //	ends, err := s.Commit(ctx, offsets) // outputs and offsets, atomically
 //
+// Beyond broker.Log, a Log has Join (NewSession returning *Session), Clean
+// (retention and compaction on demand) and Await (wait for new records
+// outside any group, as `eddy topics tail --follow` does).
+//
 // It is not a distributed system: one process owns the directory (Pebble
 // locks it). Scale-out is Kafka's job.
 //

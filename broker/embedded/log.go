@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/go-hclog"
@@ -58,8 +59,7 @@ type topic struct {
 	parts   []partition
 	deleted bool
 	// rr picks partitions round robin for records without a key.
-	// Guarded by Log.mu.
-	rr uint32
+	rr atomic.Uint32
 }
 
 // partition holds the bounds of a partition's committed records.
@@ -110,7 +110,7 @@ func Open(opts Options) (*Log, error) {
 	l.mu.topics = make(map[string]*topic)
 	l.mu.groups = make(map[string]*group)
 	l.mu.notify = make(chan struct{})
-	if err := l.recover(); err != nil {
+	if err := l.load(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
 	}
@@ -130,10 +130,10 @@ func (l *Log) goroutine(f func()) {
 	}()
 }
 
-// recover checks the format version, loads the topics and recovers each
+// load checks the format version, loads the topics and recovers each
 // partition's bounds: the end from the last batch (or the bounds Clean
 // stored, when retention deleted every batch), the start from those bounds.
-func (l *Log) recover() error {
+func (l *Log) load() error {
 	v, closer, err := l.db.Get(versionKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -249,18 +249,6 @@ func (l *Log) checkLocked() error {
 	return nil
 }
 
-// enter starts a call that uses the DB outside mu. On success the caller
-// must call l.ops.Done when it no longer uses the DB.
-func (l *Log) enter() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.checkLocked(); err != nil {
-		return err
-	}
-	l.ops.Add(1)
-	return nil
-}
-
 // broadcastLocked wakes every waiting Poll.
 func (l *Log) broadcastLocked() {
 	close(l.mu.notify)
@@ -341,6 +329,12 @@ func (l *Log) CreateTopics(ctx context.Context, topics ...broker.TopicConfig) er
 		l.mu.topics[t.cfg.Name] = t
 		l.logger.Debug("created topic", "topic", t.cfg.Name, "partitions", t.cfg.Partitions)
 	}
+	// Groups subscribed to a topic deleted and created again get its
+	// partitions back.
+	for _, g := range l.mu.groups {
+		g.rebalanceLocked(l)
+	}
+	l.broadcastLocked()
 	return nil
 }
 
@@ -544,7 +538,7 @@ func (l *Log) Await(ctx context.Context, ends map[broker.TopicPartition]int64) e
 // Read calls fn on the committed records of tp with from <= offset < to,
 // in order, stopping at fn's first error, which it returns. Records removed
 // by retention or compaction are skipped. The records stay valid after fn
-// returns; fn may call other methods of the log.
+// returns; fn may call other methods of the log, except Close.
 func (l *Log) Read(ctx context.Context, tp broker.TopicPartition, from, to int64, fn func(broker.Record) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -766,14 +760,24 @@ func compareTP(a, b broker.TopicPartition) int {
 // txn is the records of an open transaction, encoded as they arrive: one
 // or more batches per partition. Offsets are assigned at commit, so a
 // batch's offset deltas are relative to the partition's end at that time.
+// A txn keeps its buffers from one transaction to the next.
 type txn struct {
 	l             *Log
 	maxBatchBytes int
-	parts         map[broker.TopicPartition]*partTxn
-	order         []*partTxn // in the order first written; reset keeps the partTxns
-	topics        map[string]*topic
-	last          *partTxn
-	err           error // the first error of add
+	// topics caches, by name, the topics written and their partTxns. An
+	// entry is checked against the log once per transaction (epoch), so a
+	// topic deleted and created again is noticed.
+	topics map[string]*txnTopic
+	epoch  uint64
+	last   *txnTopic
+	order  []*partTxn // the partitions written, in the order first written
+	err    error      // the first error of add
+}
+
+type txnTopic struct {
+	t     *topic
+	parts []*partTxn // by partition, created on first use
+	epoch uint64
 }
 
 // partTxn is what a transaction wrote to one partition.
@@ -790,31 +794,37 @@ type segment struct {
 	enc   batchEncoder
 }
 
+// maxKeptBuffer is the largest batch buffer a txn keeps for reuse.
+const maxKeptBuffer = 256 << 10
+
 var txnPool = sync.Pool{New: func() any { return new(txn) }}
 
 func (tx *txn) init(l *Log) {
 	tx.l = l
 	tx.maxBatchBytes = l.opts.MaxBatchBytes
-	if tx.parts == nil {
-		tx.parts = make(map[broker.TopicPartition]*partTxn)
-		tx.topics = make(map[string]*topic)
+	if tx.topics == nil {
+		tx.topics = make(map[string]*txnTopic)
 	}
+	tx.epoch++
 }
 
-// reset empties tx, keeping its buffers for the next transaction.
+// reset empties tx, keeping its smaller buffers for the next transaction.
 func (tx *txn) reset() {
 	for _, pt := range tx.order {
 		pt.n = 0
+		for i := range pt.segs {
+			if cap(pt.segs[i].enc.buf) > maxKeptBuffer {
+				pt.segs[i].enc.buf = nil
+			}
+		}
 		pt.segs = pt.segs[:0]
 	}
-	// Partitions stay in parts; order lists those written since reset.
 	tx.order = tx.order[:0]
 	tx.last = nil
 	tx.err = nil
-	// Look topics up again in the next transaction: one may be deleted.
-	clear(tx.topics)
-	if len(tx.parts) > 1024 {
-		clear(tx.parts) // do not hold on to buffers of many partitions
+	tx.epoch++
+	if len(tx.topics) > 256 {
+		clear(tx.topics) // do not hold on to buffers of many topics
 	}
 }
 
@@ -824,14 +834,31 @@ func (tx *txn) add(r *broker.Record, anyPartition bool) {
 	if tx.err != nil {
 		return
 	}
-	pt := tx.last
-	if pt == nil || pt.tp.Partition != r.Partition || pt.tp.Topic != r.Topic || r.Partition == broker.AnyPartition {
+	tt := tx.last
+	if tt == nil || tt.t.cfg.Name != r.Topic {
 		var err error
-		if pt, err = tx.partition(r, anyPartition); err != nil {
+		if tt, err = tx.topic(r.Topic); err != nil {
 			tx.err = err
 			return
 		}
-		tx.last = pt
+		tx.last = tt
+	}
+	t, p := tt.t, r.Partition
+	if p == broker.AnyPartition && anyPartition {
+		if r.Key != nil {
+			p = murmur2.Partition(r.Key, t.cfg.Partitions)
+		} else {
+			p = int32((t.rr.Add(1) - 1) % uint32(t.cfg.Partitions))
+		}
+	}
+	if p < 0 || p >= t.cfg.Partitions {
+		tx.err = fmt.Errorf("embedded: send to %s: partition %d out of range: the topic has %d partitions", r.Topic, p, t.cfg.Partitions)
+		return
+	}
+	pt := tt.parts[p]
+	if pt == nil {
+		pt = &partTxn{tp: broker.TopicPartition{Topic: t.cfg.Name, Partition: p}, t: t}
+		tt.parts[p] = pt
 	}
 	if pt.n == 0 {
 		tx.order = append(tx.order, pt)
@@ -853,45 +880,25 @@ func (tx *txn) add(r *broker.Record, anyPartition bool) {
 	pt.n++
 }
 
-// partition finds the partTxn r goes to.
-func (tx *txn) partition(r *broker.Record, anyPartition bool) (*partTxn, error) {
-	t, ok := tx.topics[r.Topic]
-	if !ok {
-		tx.l.mu.Lock()
-		var err error
-		t, err = tx.l.topicLocked(r.Topic)
-		tx.l.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-		tx.topics[r.Topic] = t
+// topic returns the cache entry of the topic named name, checked against
+// the log in this transaction.
+func (tx *txn) topic(name string) (*txnTopic, error) {
+	tt := tx.topics[name]
+	if tt != nil && tt.epoch == tx.epoch {
+		return tt, nil
 	}
-	p := r.Partition
-	if p == broker.AnyPartition && anyPartition {
-		if r.Key != nil {
-			p = murmur2.Partition(r.Key, t.cfg.Partitions)
-		} else {
-			tx.l.mu.Lock()
-			p = int32(t.rr % uint32(t.cfg.Partitions))
-			t.rr++
-			tx.l.mu.Unlock()
-		}
+	tx.l.mu.Lock()
+	t, err := tx.l.topicLocked(name)
+	tx.l.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	if p < 0 || p >= t.cfg.Partitions {
-		return nil, fmt.Errorf("embedded: send to %s: partition %d out of range: the topic has %d partitions", r.Topic, p, t.cfg.Partitions)
+	if tt == nil || tt.t != t {
+		tt = &txnTopic{t: t, parts: make([]*partTxn, t.cfg.Partitions)}
+		tx.topics[name] = tt
 	}
-	tp := broker.TopicPartition{Topic: t.cfg.Name, Partition: p}
-	pt, ok := tx.parts[tp]
-	if !ok {
-		pt = &partTxn{tp: tp, t: t}
-		tx.parts[tp] = pt
-	} else if pt.t != t {
-		// The topic was deleted and created again since an earlier
-		// transaction made pt (tx.topics is fresh in every transaction,
-		// so pt holds no record yet).
-		pt.t = t
-	}
-	return pt, nil
+	tt.epoch = tx.epoch
+	return tt, nil
 }
 
 // pebbleLogger sends Pebble's messages to an hclog.Logger.

@@ -93,8 +93,12 @@ func (g *group) rebalanceLocked(l *Log) {
 			s.target[tp] = true
 		}
 		clear(s.revokePending)
-		for tp := range s.owned {
-			if !s.target[tp] && !s.revokeDelivered[tp] {
+		for tp, a := range s.owned {
+			// A partition of a topic deleted (and maybe created again)
+			// since it was assigned is revoked too: it is not the same
+			// partition any more.
+			stale := l.mu.topics[tp.Topic] != a.t
+			if (!s.target[tp] || stale) && !s.revokeDelivered[tp] {
 				s.revokePending[tp] = true
 			}
 		}
@@ -162,16 +166,21 @@ type assignment struct {
 	tp  broker.TopicPartition
 	t   *topic
 	pos int64 // next offset to return
-	// buffered are records decoded but not returned yet, from pos on.
-	buffered []broker.Record
-	// next is the offset from which to read more; valid when buffered is not empty.
+	// buf[head:] are records decoded but not returned yet, from pos on.
+	// The array is reused: records are copied out of it into Fetches.
+	buf  []broker.Record
+	head int
+	// next is the offset from which to read more; valid when buffered.
 	next int64
 }
 
 func (a *assignment) rewind(pos int64) {
 	a.pos = pos
-	a.buffered = a.buffered[:0]
+	a.buf, a.head = a.buf[:0], 0
 }
+
+// buffered returns the records decoded but not returned yet.
+func (a *assignment) buffered() []broker.Record { return a.buf[a.head:] }
 
 // NewSession joins cfg.Group as cfg.Member. A session already in the group
 // under the same member name is fenced: its calls fail with broker.ErrFenced
@@ -289,7 +298,7 @@ func (s *Session) Poll(ctx context.Context, max int) (broker.Fetch, error) {
 			if a.pos < p.start {
 				a.rewind(p.start)
 			}
-			if len(a.buffered) > 0 || a.pos < p.end {
+			if len(a.buffered()) > 0 || a.pos < p.end {
 				ready = append(ready, readyPartition{a, p.end})
 			}
 		}
@@ -387,7 +396,11 @@ func (s *Session) read(ready []readyPartition, limit int) (broker.Fetch, error) 
 			r.close()
 		}
 	}()
-	out := make([]broker.Record, 0, min(limit, 1024))
+	var avail int64 // at least the records to return, unless compaction removed some
+	for _, rp := range ready {
+		avail += rp.end - rp.a.pos
+	}
+	out := make([]broker.Record, 0, min(int64(limit), avail))
 	start := s.rr % len(ready)
 	s.rr++
 	share := max(limit/len(ready), 1)
@@ -402,7 +415,7 @@ func (s *Session) read(ready []readyPartition, limit int) (broker.Fetch, error) 
 				break
 			}
 			a := rp.a
-			if len(a.buffered) < want && s.more(a, rp.end) {
+			if len(a.buffered()) < want && s.more(a, rp.end) {
 				if r == nil {
 					var err error
 					if r, err = newReader(s.l.db); err != nil {
@@ -413,17 +426,14 @@ func (s *Session) read(ready []readyPartition, limit int) (broker.Fetch, error) 
 					return broker.Fetch{}, err
 				}
 			}
-			n := min(want, len(a.buffered))
+			buffered := a.buffered()
+			n := min(want, len(buffered))
 			if n == 0 {
 				continue
 			}
-			out = append(out, a.buffered[:n]...)
-			a.pos = a.buffered[n-1].Offset + 1
-			if n == len(a.buffered) {
-				a.buffered = a.buffered[:0]
-			} else {
-				a.buffered = a.buffered[n:]
-			}
+			out = append(out, buffered[:n]...)
+			a.pos = buffered[n-1].Offset + 1
+			a.head += n
 		}
 	}
 	return broker.Fetch{Records: out}, nil
@@ -431,29 +441,31 @@ func (s *Session) read(ready []readyPartition, limit int) (broker.Fetch, error) 
 
 // more reports whether a has records to read before end beyond its buffer.
 func (s *Session) more(a *assignment, end int64) bool {
-	if len(a.buffered) > 0 {
+	if len(a.buffered()) > 0 {
 		return a.next < end
 	}
 	return a.pos < end
 }
 
-// fill reads batches of a's partition into a.buffered until it holds at
+// fill reads batches of a's partition into a.buf until it holds at
 // least want records or the partition has nothing more before end.
 func (s *Session) fill(r *reader, a *assignment, end int64, want int) error {
-	if len(a.buffered) == 0 {
+	switch {
+	case a.head == len(a.buf):
+		a.buf, a.head = a.buf[:0], 0
 		a.next = a.pos
-		if cap(a.buffered) > 0 {
-			a.buffered = a.buffered[:0:cap(a.buffered)]
-		}
+	case a.head > 0:
+		n := copy(a.buf, a.buf[a.head:])
+		a.buf, a.head = a.buf[:n], 0
 	}
-	for len(a.buffered) < want && a.next < end {
-		n := len(a.buffered)
+	for len(a.buf) < want && a.next < end {
+		n := len(a.buf)
 		var err error
-		a.buffered, err = r.next(a.buffered, a.t.id, a.tp, a.next, end)
+		a.buf, err = r.next(a.buf, a.t.id, a.tp, a.next, end)
 		if err != nil {
 			return err
 		}
-		if len(a.buffered) == n {
+		if len(a.buf) == n {
 			// Nothing left before end (compaction removed the rest).
 			a.next = end
 			if n == 0 {
@@ -461,7 +473,7 @@ func (s *Session) fill(r *reader, a *assignment, end int64, want int) error {
 			}
 			break
 		}
-		a.next = a.buffered[len(a.buffered)-1].Offset + 1
+		a.next = a.buf[len(a.buf)-1].Offset + 1
 	}
 	return nil
 }

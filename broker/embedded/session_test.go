@@ -498,3 +498,36 @@ func TestPollFair(t *testing.T) {
 		t.Errorf("in/2 (-want +got):\n%s", diff)
 	}
 }
+
+// TestDeleteTopicInUse deletes and recreates a topic a session consumes:
+// the session gets its partition revoked, then assigned again, and reads
+// the new topic's records.
+func TestDeleteTopicInUse(t *testing.T) {
+	l := openTest(t, Options{})
+	ctx := context.Background()
+	createTopics(t, l, broker.TopicConfig{Name: "a", Partitions: 1})
+	if err := l.Produce(ctx, rec("a", 0, "k", "old")); err != nil {
+		t.Fatal(err)
+	}
+	s := join(t, l, "g", "m", "a")
+	poll(t, s, 0)
+	if _, err := s.Commit(ctx, offsetMap{tp("a", 0): {Offset: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteTopics(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(broker.Fetch{Revoked: []broker.TopicPartition{tp("a", 0)}}, poll(t, s, 0)); diff != "" {
+		t.Errorf("fetch after delete (-want +got):\n%s", diff)
+	}
+	createTopics(t, l, broker.TopicConfig{Name: "a", Partitions: 1})
+	if err := l.Produce(ctx, rec("a", 0, "k", "new")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(broker.Fetch{Assigned: []broker.TopicPartition{tp("a", 0)}}, poll(t, s, 0)); diff != "" {
+		t.Errorf("fetch after recreate (-want +got):\n%s", diff)
+	}
+	if got := values(pollRecords(t, s, 1)); !cmp.Equal(got, []string{"new"}) {
+		t.Errorf("records = %q, want [new]", got)
+	}
+}
