@@ -14,7 +14,7 @@ type Grouped[K, V any] struct {
 // GroupByKey groups s by its current key. If the key changed since s was
 // read from a topic, aggregating it inserts a repartition topic.
 func (s Stream[K, V]) GroupByKey() Grouped[K, V] {
-	s.ok("GroupByKey")
+	s.mustBeBuilt("GroupByKey")
 	return Grouped[K, V]{s}
 }
 
@@ -55,7 +55,7 @@ func (g Grouped[K, V]) source(op, name string, partitions int32) *node {
 
 // aggregate adds a key-value aggregation of g.
 func aggregate[K, V, A any](g Grouped[K, V], op string, fold operators.Fold[K, V, A], aggSerde serde.Serde[A], opts []Option) Table[K, A] {
-	g.s.ok(op)
+	g.s.mustBeBuilt(op)
 	b := g.s.b
 	o := applyOptions(opts)
 	name := o.name
@@ -126,7 +126,7 @@ type WindowedStream[K, V any] struct {
 // WindowedBy cuts g into the windows of spec. By default an aggregate
 // emits every update (throttled by the cache); see EmitOnWindowClose.
 func (g Grouped[K, V]) WindowedBy(spec window.Spec) WindowedStream[K, V] {
-	g.s.ok("WindowedBy")
+	g.s.mustBeBuilt("WindowedBy")
 	if err := spec.Validate(); err != nil {
 		g.s.b.errorf("WindowedBy after %q: %w", g.s.n.name, err)
 	}
@@ -142,7 +142,7 @@ func (w WindowedStream[K, V]) EmitOnWindowClose() WindowedStream[K, V] {
 
 func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operators.Fold[K, V, A], aggSerde serde.Serde[A], opts []Option) Table[window.Windowed[K], A] {
 	g := w.g
-	g.s.ok(op)
+	g.s.mustBeBuilt(op)
 	b := g.s.b
 	o := applyOptions(opts)
 	name := o.name

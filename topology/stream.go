@@ -50,12 +50,12 @@ func (b *Builder) addSource(n *node, topic string, noKeySerde, noValueSerde bool
 	}
 }
 
-// ok reports whether s can be used, recording an error if not.
-func (s Stream[K, V]) ok(op string) bool {
+// mustBeBuilt panics on a zero Stream: it has no Builder to record the
+// misuse in, so it cannot wait for Validate.
+func (s Stream[K, V]) mustBeBuilt(op string) {
 	if s.b == nil || s.n == nil {
 		panic("topology: " + op + " on a zero Stream: get streams from StreamFrom")
 	}
-	return true
 }
 
 // WithKeySerde returns s with its key serde set: needed after an operation
@@ -74,7 +74,7 @@ func (s Stream[K, V]) WithValueSerde(vs serde.Serde[V]) Stream[K, V] {
 
 // Filter keeps the records for which keep returns true.
 func (s Stream[K, V]) Filter(keep func(K, V) bool, opts ...Option) Stream[K, V] {
-	s.ok("Filter")
+	s.mustBeBuilt("Filter")
 	n := s.b.newNode(kindProcessor, "filter", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		return &operators.Filter[K, V]{Name: n.name, Fn: keep, Out: out[K, V](bc)}, nil
@@ -85,7 +85,7 @@ func (s Stream[K, V]) Filter(keep func(K, V) bool, opts ...Option) Stream[K, V] 
 
 // Peek calls fn on every record and passes it on unchanged.
 func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
-	s.ok("Peek")
+	s.mustBeBuilt("Peek")
 	n := s.b.newNode(kindProcessor, "peek", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		return &operators.Peek[K, V]{Name: n.name, Fn: fn, Out: out[K, V](bc)}, nil
@@ -97,8 +97,8 @@ func (s Stream[K, V]) Peek(fn func(K, V), opts ...Option) Stream[K, V] {
 // Merge returns the records of s and other, as one stream. Records keep
 // their order within each input; nothing is promised between inputs.
 func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
-	s.ok("Merge")
-	other.ok("Merge")
+	s.mustBeBuilt("Merge")
+	other.mustBeBuilt("Merge")
 	if other.b != s.b {
 		s.b.errorf("Merge: stream %q comes from another Builder (%s)", other.n.name, other.b.app)
 		return s
@@ -119,7 +119,7 @@ func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
 // Branch splits s: each record goes to the stream of the first predicate
 // it satisfies, or nowhere. It returns one stream per predicate.
 func (s Stream[K, V]) Branch(preds ...func(K, V) bool) []Stream[K, V] {
-	s.ok("Branch")
+	s.mustBeBuilt("Branch")
 	if len(preds) == 0 {
 		s.b.errorf("Branch after %q: no predicates", s.n.name)
 	}
@@ -147,7 +147,7 @@ func (s Stream[K, V]) Branch(preds ...func(K, V) bool) []Stream[K, V] {
 // encoded key (as Kafka's Java clients do). The stream's serdes are used;
 // set them with WithKeySerde and WithValueSerde after a type change.
 func (s Stream[K, V]) To(topic string, opts ...Option) {
-	s.ok("To")
+	s.mustBeBuilt("To")
 	n := s.b.newNode(kindSink, "sink", applyOptions(opts).name, s.n)
 	n.topic = topic
 	if topic == "" {
@@ -172,7 +172,7 @@ func (s Stream[K, V]) needSerdes(op string, n *node) {
 // Map replaces every record's key and value. The new stream has no serdes
 // until WithKeySerde and WithValueSerde set them.
 func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Option) Stream[K2, V2] {
-	s.ok("Map")
+	s.mustBeBuilt("Map")
 	n := s.b.newNode(kindProcessor, "map", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		return &operators.Map[K, V, K2, V2]{Name: n.name, Fn: fn, Out: out[K2, V2](bc)}, nil
@@ -183,7 +183,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) (K2, V2), opts ...Optio
 // MapValues replaces every record's value, keeping its key (and so its
 // partitioning: no repartition follows).
 func MapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) V2, opts ...Option) Stream[K, V2] {
-	s.ok("MapValues")
+	s.mustBeBuilt("MapValues")
 	n := s.b.newNode(kindProcessor, "map-values", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		mapKV := func(k K, v V) (K, V2) { return k, fn(k, v) }
@@ -194,7 +194,7 @@ func MapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) V2, opts ...Option) S
 
 // SelectKey replaces every record's key, keeping its value.
 func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) Stream[K2, V] {
-	s.ok("SelectKey")
+	s.mustBeBuilt("SelectKey")
 	n := s.b.newNode(kindProcessor, "select-key", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		mapKV := func(k K, v V) (K2, V) { return fn(k, v), v }
@@ -206,7 +206,7 @@ func SelectKey[K, V, K2 any](s Stream[K, V], fn func(K, V) K2, opts ...Option) S
 // FlatMap replaces every record by the records fn returns, each stamped
 // with the input record's time.
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) []KV[K2, V2], opts ...Option) Stream[K2, V2] {
-	s.ok("FlatMap")
+	s.mustBeBuilt("FlatMap")
 	n := s.b.newNode(kindProcessor, "flat-map", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		return &operators.FlatMap[K, V, K2, V2]{Name: n.name, Fn: fn, Out: out[K2, V2](bc)}, nil
@@ -217,7 +217,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], fn func(K, V) []KV[K2, V2], opts 
 // FlatMapValues replaces every record by one record per value fn
 // returns, keeping the key.
 func FlatMapValues[K, V, V2 any](s Stream[K, V], fn func(K, V) []V2, opts ...Option) Stream[K, V2] {
-	s.ok("FlatMapValues")
+	s.mustBeBuilt("FlatMapValues")
 	n := s.b.newNode(kindProcessor, "flat-map-values", applyOptions(opts).name, s.n)
 	n.build = func(bc *buildCtx) (any, error) {
 		flat := func(k K, v V) []KV[K, V2] {
