@@ -27,6 +27,31 @@ func countTopology() *topology.Builder {
 	return b
 }
 
+// countSequences reads the output of countTopology, run with the cache
+// off, and checks that every key's counts are 1, 2, ..., n: a duplicate
+// would repeat a count, a gap skip one. It returns n per key and the
+// number of outputs.
+func countSequences(t *testing.T, log broker.Log) (map[string]int64, int) {
+	t.Helper()
+	got := map[string]int64{}
+	outputs := 0
+	for _, part := range readAll(t, log, "out") {
+		for _, rec := range part {
+			n, err := serde.Int64().Decode(rec.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := string(rec.Key)
+			if n != got[k]+1 {
+				t.Fatalf("key %s: count %d follows %d (offset %d): duplicate or gap", k, n, got[k], rec.Offset)
+			}
+			got[k] = n
+			outputs++
+		}
+	}
+	return got, outputs
+}
+
 // TestStopRestartExactlyOnce stops the engine mid-stream several times
 // while input keeps arriving, restarts it on the same state dir, and
 // checks that with the cache off every key's output counts are exactly
@@ -90,20 +115,7 @@ func TestStopRestartExactlyOnce(t *testing.T) {
 	if err := eng.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]int64{}
-	for _, part := range readAll(t, eng.Log(), "out") {
-		for _, rec := range part {
-			n, err := serde.Int64().Decode(rec.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			k := string(rec.Key)
-			if n != got[k]+1 {
-				t.Fatalf("key %s: count %d follows %d (offset %d): duplicate or gap", k, n, got[k], rec.Offset)
-			}
-			got[k] = n
-		}
-	}
+	got, _ := countSequences(t, eng.Log())
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("final counts (-want +got):\n%s", diff)
 	}
@@ -166,20 +178,7 @@ func TestRestoreFromChangelog(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer eng.Close()
-			got := map[string]int64{}
-			for _, part := range readAll(t, eng.Log(), "out") {
-				for _, rec := range part {
-					n, err := serde.Int64().Decode(rec.Value)
-					if err != nil {
-						t.Fatal(err)
-					}
-					k := string(rec.Key)
-					if n != got[k]+1 {
-						t.Fatalf("key %s: count %d follows %d (offset %d)", k, n, got[k], rec.Offset)
-					}
-					got[k] = n
-				}
-			}
+			got, _ := countSequences(t, eng.Log())
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("final counts (-want +got):\n%s", diff)
 			}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/engine"
-	"github.com/eddyflow/eddy/serde"
 )
 
 // childEnv makes the test binary run as a child pipeline (see TestMain).
@@ -119,22 +118,7 @@ func TestSIGINTStopsGracefully(t *testing.T) {
 	if err := eng.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]int64{}
-	outputs := 0
-	for _, part := range readAll(t, eng.Log(), "out") {
-		for _, rec := range part {
-			n, err := serde.Int64().Decode(rec.Value)
-			if err != nil {
-				t.Fatal(err)
-			}
-			k := string(rec.Key)
-			if n != got[k]+1 {
-				t.Fatalf("key %s: count %d follows %d (offset %d): duplicate or gap", k, n, got[k], rec.Offset)
-			}
-			got[k] = n
-			outputs++
-		}
-	}
+	got, outputs := countSequences(t, eng.Log())
 	for k, n := range want {
 		if got[k] != n {
 			t.Errorf("key %s: final count %d, want %d", k, got[k], n)

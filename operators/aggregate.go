@@ -57,6 +57,27 @@ func changeOf[A any](s serde.Serde[A], value, old []byte) (Change[A], int64, err
 	return c, ts, nil
 }
 
+// foldStored folds r into the stored aggregate old (if found) and appends
+// the encoded result, stamped with the newest input time, to dst.
+func foldStored[K, V, A any](ctx *Context, op, store string, s serde.Serde[A], fold Fold[K, V, A], r Record[K, V], old []byte, found bool, dst []byte) ([]byte, error) {
+	var agg A
+	ts := r.Time
+	if found {
+		oldTs, prev, err := decodeTimestamped(old, s)
+		if err != nil {
+			return dst, fmt.Errorf("store %s: %w", store, err)
+		}
+		agg, ts = prev, max(ts, oldTs)
+	}
+	ctx.Operator = op
+	agg = fold(r.Key, r.Value, agg, found)
+	dst, err := appendTimestamped(dst, ts, s, agg)
+	if err != nil {
+		return dst, fmt.Errorf("operator %s: encode aggregate: %w", op, err)
+	}
+	return dst, nil
+}
+
 // Aggregate folds the records of each key into a table row.
 type Aggregate[K, V, A any] struct {
 	Name     string
@@ -98,19 +119,8 @@ func (a *Aggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
 	if err != nil {
 		return err
 	}
-	var agg A
-	ts := r.Time
-	if found {
-		var oldTs int64
-		if oldTs, agg, err = decodeTimestamped(old, a.AggSerde); err != nil {
-			return fmt.Errorf("store %s: %w", a.Store, err)
-		}
-		ts = max(ts, oldTs)
-	}
-	ctx.Operator = a.Name
-	agg = a.Fold(r.Key, r.Value, agg, found)
-	if a.vbuf, err = appendTimestamped(a.vbuf[:0], ts, a.AggSerde, agg); err != nil {
-		return fmt.Errorf("operator %s: encode aggregate: %w", a.Name, err)
+	if a.vbuf, err = foldStored(ctx, a.Name, a.Store, a.AggSerde, a.Fold, r, old, found, a.vbuf[:0]); err != nil {
+		return err
 	}
 	return a.store.Put(a.kbuf, a.vbuf)
 }
@@ -242,19 +252,8 @@ func (w *WindowAggregate[K, V, A]) add(ctx *Context, r Record[K, V], start int64
 	if err != nil {
 		return err
 	}
-	var agg A
-	ts := r.Time
-	if found {
-		var oldTs int64
-		if oldTs, agg, err = decodeTimestamped(old, w.AggSerde); err != nil {
-			return fmt.Errorf("store %s: %w", w.Store, err)
-		}
-		ts = max(ts, oldTs)
-	}
-	ctx.Operator = w.Name
-	agg = w.Fold(r.Key, r.Value, agg, found)
-	if w.vbuf, err = appendTimestamped(w.vbuf[:0], ts, w.AggSerde, agg); err != nil {
-		return fmt.Errorf("operator %s: encode aggregate: %w", w.Name, err)
+	if w.vbuf, err = foldStored(ctx, w.Name, w.Store, w.AggSerde, w.Fold, r, old, found, w.vbuf[:0]); err != nil {
+		return err
 	}
 	return w.store.Put(w.kbuf, start, w.vbuf)
 }
