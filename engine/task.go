@@ -36,7 +36,10 @@ type task struct {
 	// committed what the last commit recorded.
 	pos, committed map[broker.TopicPartition]int64
 	changelogs     map[string]string // store name -> changelog topic
-	lastTs         int64             // timestamp of the record being processed, for changelog records
+	// targets caches the bounded-run targets known so far: once set, a
+	// target never changes, so the per-record check takes no lock.
+	targets map[broker.TopicPartition]int64
+	lastTs  int64 // timestamp of the record being processed, for changelog records
 	// finishing is set once a bounded task has flushed its windows and
 	// waits for the commit that makes that visible; finished after it.
 	finishing, finished bool
@@ -52,6 +55,7 @@ func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32,
 		pos:        map[broker.TopicPartition]int64{},
 		committed:  map[broker.TopicPartition]int64{},
 		changelogs: map[string]string{},
+		targets:    map[broker.TopicPartition]int64{},
 	}
 	for _, st := range sub.Stores {
 		t.changelogs[st.Name] = st.Changelog
@@ -200,6 +204,18 @@ func (t *task) process(r *broker.Record) (err error) {
 		return fmt.Errorf("engine: task %s: record %s/%d@%d: %w", t.id, r.Topic, r.Partition, r.Offset, err)
 	}
 	return nil
+}
+
+// target returns the offset up to which a bounded run consumes tp, once known.
+func (t *task) target(tp broker.TopicPartition) (int64, bool) {
+	if off, ok := t.targets[tp]; ok {
+		return off, true
+	}
+	off, ok := t.w.e.progress.target(tp)
+	if ok {
+		t.targets[tp] = off
+	}
+	return off, ok
 }
 
 // finish closes the task's windows at the end of bounded input.

@@ -120,8 +120,8 @@ func (w *worker) process(r *broker.Record) error {
 	if r.Offset < t.pos[tp] {
 		return nil // already processed before a rewind
 	}
-	if p := w.e.progress; p != nil {
-		if target, ok := p.target(tp); ok && r.Offset >= target {
+	if w.e.progress != nil {
+		if target, ok := t.target(tp); ok && r.Offset >= target {
 			return nil // past the end of bounded input
 		}
 	}
@@ -226,7 +226,7 @@ func (w *worker) finishComplete() error {
 
 func (w *worker) inputComplete(t *task) bool {
 	for tp, pos := range t.pos {
-		target, ok := w.e.progress.target(tp)
+		target, ok := t.target(tp)
 		if !ok || pos < target {
 			return false
 		}
