@@ -122,7 +122,9 @@ type Session interface {
 	// returns an error. On success it returns, for every partition it
 	// wrote, the offset after the last record written there.
 	// ErrFenced means this member lost its partitions to another one: the
-	// caller must drop its work and Close.
+	// caller must drop its work and Close. ErrAborted means nothing was
+	// committed and the session rewound: the caller drops its work and
+	// continues from the committed offsets.
 	Commit(ctx context.Context, offsets map[TopicPartition]Offset) (map[TopicPartition]int64, error)
 	// Abort discards the records sent since the last Commit and rewinds
 	// the member's positions to its committed offsets.
@@ -163,6 +165,12 @@ var (
 	ErrTopicMismatch = errors.New("topic exists with another partition count")
 	// ErrFenced is returned by Commit when another member took over.
 	ErrFenced = errors.New("fenced: another member owns the partitions")
+	// ErrAborted is returned by Commit when the backend aborted the
+	// transaction instead (Kafka: a rebalance or a lost group generation
+	// during the transaction). Nothing was made visible and the session
+	// has rewound to the committed offsets, like Abort; the caller drops
+	// its uncommitted work and carries on.
+	ErrAborted = errors.New("transaction aborted")
 	// ErrClosed is returned by a closed log or session.
 	ErrClosed = errors.New("closed")
 )
