@@ -263,6 +263,10 @@ func (w *worker) commit(ctx context.Context) error {
 		return nil
 	}
 	ends, err := w.sess.Commit(ctx, offsets)
+	if errors.Is(err, broker.ErrAborted) {
+		w.logger.Info("transaction aborted by the log; resuming from the last commit", "error", err)
+		return w.restart(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("engine: worker %d: commit: %w", w.id, err)
 	}
@@ -297,6 +301,31 @@ func (w *worker) commit(ctx context.Context) error {
 	m.late.Add(w.late)
 	m.commits.Add(1)
 	w.in, w.out, w.late, w.dirty = 0, 0, 0, false
+	w.lastCommit = time.Now()
+	return nil
+}
+
+// restart drops the uncommitted work of every task after the log aborted
+// the transaction, and rebuilds each task from its last commit: the state
+// DB still holds it, the changelog tail catches up, and the session has
+// rewound the inputs to the committed offsets. Operators are rebuilt too,
+// so nothing they held in memory outlives the abort.
+func (w *worker) restart(ctx context.Context) error {
+	w.in, w.out, w.late, w.dirty = 0, 0, 0, false
+	for id, t := range w.tasks {
+		t.state.Abort()
+		if err := t.state.Close(); err != nil {
+			return fmt.Errorf("engine: task %s: close: %w", id, err)
+		}
+		nt, err := newTask(ctx, w, t.sub, id.partition, t.committed)
+		if err != nil {
+			return err
+		}
+		w.tasks[id] = nt
+		for tp := range nt.pos {
+			w.byTP[tp] = nt
+		}
+	}
 	w.lastCommit = time.Now()
 	return nil
 }
