@@ -113,7 +113,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for i := range workers {
 		sess, err := e.log.NewSession(ctx, broker.SessionConfig{
 			Group:  e.topo.App(),
-			Member: fmt.Sprintf("%s-%d", e.topo.App(), i),
+			Member: fmt.Sprintf("%s-%s-%d", e.topo.App(), e.opts.InstanceID, i),
 			Topics: topics,
 		})
 		if err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"time"
 
@@ -22,6 +23,11 @@ type Options struct {
 	// Log is the log to run on. nil: the embedded log in StateDir/log,
 	// opened and closed by the engine.
 	Log broker.Log
+	// InstanceID names this instance in its application's consumer group:
+	// worker i joins as "<app>-<InstanceID>-<i>", which is also its
+	// transactional identity. It must be unique among the instances
+	// running at once. Default: a random id per Engine.
+	InstanceID string
 	// Workers is the number of worker goroutines, each a consumer-group
 	// member with its own transaction. Default: GOMAXPROCS.
 	Workers int
@@ -50,6 +56,9 @@ const defaultCacheBytes = 8 << 20
 func (o *Options) EnsureDefaults() {
 	if o.StateDir == "" {
 		o.StateDir = "eddy-data"
+	}
+	if o.InstanceID == "" {
+		o.InstanceID = fmt.Sprintf("%08x", rand.Uint32())
 	}
 	if o.Workers == 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
