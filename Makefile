@@ -3,12 +3,13 @@
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test race bench lint fmt
+.PHONY: test race bench lint fmt kafka-fetch kafka-start kafka-stop kafka-status test-kafka
 
 # All tests: unit, scenario, randomized reference checks, examples' smoke tests.
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	@[ -n "$$EDDY_KAFKA_BROKERS" ] || echo "note: real-broker tests skipped (EDDY_KAFKA_BROKERS unset); run make test-kafka"
 
 # The same tests under the race detector.
 race:
@@ -27,3 +28,41 @@ lint:
 
 fmt:
 	gofmt -w .
+
+# A real Apache Kafka broker on 127.0.0.1:9092 (KRaft, one node) for the RealKafka tests:
+# jars from Maven Central (scripts/kafka/pom.xml), data and logs in scripts/kafka/run/broker.
+# Needs java >= 17 and mvn. See scripts/kafka/README.md.
+KAFKA_SH := scripts/kafka/kafka.sh
+KAFKA_BROKERS ?= 127.0.0.1:$(or $(EDDY_KAFKA_PORT),9092)
+KAFKA_TEST_TIMEOUT ?= 20m
+
+kafka-fetch:
+	$(KAFKA_SH) fetch
+
+kafka-start:
+	$(KAFKA_SH) start
+
+kafka-stop:
+	$(KAFKA_SH) stop
+
+kafka-status:
+	$(KAFKA_SH) status
+
+# The RealKafka tests against a running broker (make kafka-start first; other brokers:
+# KAFKA_BROKERS=host:port,...). Fails if any RealKafka test fails or is skipped, or if none ran.
+test-kafka: SHELL := bash
+test-kafka: .SHELLFLAGS := -o pipefail -c
+test-kafka:
+	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	echo "== RealKafka tests against EDDY_KAFKA_BROKERS=$(KAFKA_BROKERS)"; \
+	rc=0; EDDY_KAFKA_BROKERS='$(KAFKA_BROKERS)' $(GO) test -count=1 -v -timeout $(KAFKA_TEST_TIMEOUT) \
+		-run 'RealKafka' ./... 2>&1 | tee "$$out" || rc=$$?; \
+	skipped=$$(grep -E -e '--- SKIP: .*RealKafka' "$$out" || true); \
+	passed=$$(grep -E -c -e '--- PASS: .*RealKafka' "$$out" || true); \
+	if [ "$$rc" -ne 0 ]; then echo "test-kafka: FAIL: go test exited $$rc"; exit 1; fi; \
+	if [ -n "$$skipped" ]; then \
+		echo "test-kafka: FAIL: RealKafka tests were skipped (is the broker at $(KAFKA_BROKERS) up? make kafka-start):"; \
+		echo "$$skipped"; exit 1; fi; \
+	if [ "$$passed" -eq 0 ]; then \
+		echo "test-kafka: FAIL: no RealKafka test ran (no '--- PASS: ...RealKafka' line)"; exit 1; fi; \
+	echo "test-kafka: OK: $$passed RealKafka tests (and subtests) passed, none skipped"
