@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/broker/embedded"
+	"github.com/eddyflow/eddy/broker/kafka"
 	"github.com/eddyflow/eddy/state"
 	"github.com/eddyflow/eddy/topology"
 )
@@ -44,6 +46,19 @@ func Open(b *topology.Builder, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, topo: topo, log: opts.Log}
+	if e.log == nil && opts.Kafka != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ko := *opts.Kafka
+		if ko.Logger == nil {
+			ko.Logger = opts.Logger.Named("kafka")
+		}
+		l, err := kafka.Open(ctx, ko)
+		if err != nil {
+			return nil, fmt.Errorf("engine: open kafka: %w", err)
+		}
+		e.log, e.ownsLog = l, true
+	}
 	if e.log == nil {
 		l, err := embedded.Open(embedded.Options{
 			Dir:      filepath.Join(opts.StateDir, "log"),
@@ -111,18 +126,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancel()
 	workers := make([]*worker, e.opts.Workers)
 	for i := range workers {
-		sess, err := e.log.NewSession(ctx, broker.SessionConfig{
+		cfg := broker.SessionConfig{
 			Group:  e.topo.App(),
 			Member: fmt.Sprintf("%s-%s-%d", e.topo.App(), e.opts.InstanceID, i),
 			Topics: topics,
-		})
+		}
+		sess, err := e.log.NewSession(ctx, cfg)
 		if err != nil {
 			for _, w := range workers[:i] {
 				w.sess.Close(ctx)
 			}
 			return fmt.Errorf("engine: join group %s: %w", e.topo.App(), err)
 		}
-		workers[i] = newWorker(e, i, sess)
+		workers[i] = newWorker(e, i, cfg, sess)
 	}
 	var (
 		wg       sync.WaitGroup

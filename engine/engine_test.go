@@ -76,11 +76,13 @@ type windowRow struct {
 // (the order the counting tasks saw).
 func TestWindowedCountReference(t *testing.T) {
 	for i := range 6 {
-		t.Run(fmt.Sprint(i), func(t *testing.T) { testWindowedCountReference(t, testSeed(t)) })
+		t.Run(fmt.Sprint(i), func(t *testing.T) { testWindowedCountReference(t, testSeed(t), nil) })
 	}
 }
 
-func testWindowedCountReference(t *testing.T, seed uint64) {
+// testWindowedCountReference runs on log, or on the in-memory embedded log
+// when log is nil.
+func testWindowedCountReference(t *testing.T, seed uint64, log broker.Log) {
 	r := rand.New(rand.NewPCG(seed, 1))
 	parts := int32(1 + r.IntN(4))
 	size := time.Duration(10+r.IntN(50)) * time.Millisecond
@@ -104,14 +106,14 @@ func testWindowedCountReference(t *testing.T, seed uint64) {
 	}
 	topology.CountWindows(w, topology.Named("counts")).ToStream().To("out")
 
-	eng, err := engine.Open(b, engine.Options{InMemory: true, Bounded: true, Workers: workers,
+	eng, err := engine.Open(b, engine.Options{InMemory: true, Log: log, Bounded: true, Workers: workers,
 		CacheBytes: cache, CommitInterval: time.Duration(1+r.IntN(20)) * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Close()
 	ctx := context.Background()
-	log := eng.Log()
+	log = eng.Log()
 	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: "in", Partitions: parts}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/broker/kafka"
 )
 
 // Options configures an Engine. The zero value runs on the embedded log
@@ -20,9 +21,14 @@ type Options struct {
 	// InMemory keeps state and the embedded log in memory: nothing
 	// survives Close. For tests.
 	InMemory bool
-	// Log is the log to run on. nil: the embedded log in StateDir/log,
-	// opened and closed by the engine.
+	// Log is the log to run on. nil: Kafka if Kafka is set, else the
+	// embedded log in StateDir/log, opened and closed by the engine.
 	Log broker.Log
+	// Kafka switches the engine to Apache Kafka: it opens (and closes) a
+	// kafka.Log with these options (brokers, and SASL/TLS through
+	// ClientOptions). Instances sharing an application id then share
+	// its partitions through a consumer group.
+	Kafka *kafka.Options
 	// InstanceID names this instance in its application's consumer group:
 	// worker i joins as "<app>-<InstanceID>-<i>", which is also its
 	// transactional identity. It must be unique among the instances
@@ -84,6 +90,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("engine: Workers must not be negative, got %d", o.Workers)
 	case o.CommitInterval < 0:
 		return fmt.Errorf("engine: CommitInterval must not be negative, got %s", o.CommitInterval)
+	case o.Log != nil && o.Kafka != nil:
+		return fmt.Errorf("engine: set Log or Kafka, not both")
 	case o.MaxPollRecords < 0:
 		return fmt.Errorf("engine: MaxPollRecords must not be negative, got %d", o.MaxPollRecords)
 	}

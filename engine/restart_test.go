@@ -33,9 +33,14 @@ func countTopology() *topology.Builder {
 // number of outputs.
 func countSequences(t *testing.T, log broker.Log) (map[string]int64, int) {
 	t.Helper()
+	return countSequencesOf(t, log, "out")
+}
+
+func countSequencesOf(t *testing.T, log broker.Log, topic string) (map[string]int64, int) {
+	t.Helper()
 	got := map[string]int64{}
 	outputs := 0
-	for _, part := range readAll(t, log, "out") {
+	for _, part := range readAll(t, log, topic) {
 		for _, rec := range part {
 			n, err := serde.Int64().Decode(rec.Value)
 			if err != nil {

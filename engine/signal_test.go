@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/broker/kafka"
 	"github.com/eddyflow/eddy/engine"
 )
 
@@ -30,7 +32,17 @@ func TestMain(m *testing.M) {
 func runChild(dir string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	eng, err := engine.Open(countTopology(), engine.Options{StateDir: dir, CacheBytes: -1, CommitInterval: 5 * time.Millisecond})
+	b, opts := countTopology(), engine.Options{StateDir: dir, CacheBytes: -1, CommitInterval: 5 * time.Millisecond}
+	if brokers := os.Getenv(kafkaChildEnv); brokers != "" {
+		l, err := kafka.Open(ctx, kafka.Options{Brokers: strings.Split(brokers, ",")})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer l.Close()
+		b, opts.Log, opts.InstanceID, opts.CommitInterval = windowTopology(), l, os.Getenv("EDDY_ENGINE_TEST_CHILD_ID"), 20*time.Millisecond
+	}
+	eng, err := engine.Open(b, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

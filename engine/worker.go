@@ -10,6 +10,7 @@ import (
 
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/operators"
+	"github.com/eddyflow/eddy/state"
 )
 
 // stopTimeout bounds the final commit and leaving the group once Run's
@@ -20,6 +21,7 @@ const stopTimeout = 30 * time.Second
 type worker struct {
 	e      *Engine
 	id     int
+	cfg    broker.SessionConfig
 	sess   broker.Session
 	logger hclog.Logger
 
@@ -32,13 +34,22 @@ type worker struct {
 	// Counters since the last commit, added to the engine's at commit.
 	in, out, late int64
 	dirty         bool // something to commit
-	lastCommit    time.Time
+	// polled is set when a Poll returned records since the last commit:
+	// even if none was processed (past a bounded run's end), the session
+	// must see a Commit, since a Kafka session holds rebalances until then.
+	polled bool
+	// rebuild is set by restart: the next loop recreates the tasks of
+	// the partitions still owned, after handling what the session
+	// reported.
+	rebuild    bool
+	lastCommit time.Time
 }
 
-func newWorker(e *Engine, id int, sess broker.Session) *worker {
+func newWorker(e *Engine, id int, cfg broker.SessionConfig, sess broker.Session) *worker {
 	return &worker{
 		e:      e,
 		id:     id,
+		cfg:    cfg,
 		sess:   sess,
 		logger: e.opts.Logger.Named("worker").With("worker", id),
 		tasks:  map[taskID]*task{},
@@ -90,13 +101,27 @@ func (w *worker) run(ctx context.Context) (err error) {
 				return err
 			}
 		}
+		if w.rebuild {
+			// After an abort, partitions still owned wait for their tasks.
+			w.rebuild = false
+			if err := w.createTasks(ctx); err != nil {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return nil
+				}
+				return err
+			}
+		}
+		w.polled = w.polled || len(f.Records) > 0
 		for i := range f.Records {
 			if err := w.process(&f.Records[i]); err != nil {
 				return err
 			}
 		}
 		if w.e.progress != nil {
-			if err := w.finishComplete(); err != nil {
+			if err := w.finishComplete(ctx, len(f.Records) == 0); err != nil {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return nil
+				}
 				return err
 			}
 		}
@@ -157,6 +182,18 @@ func (w *worker) assign(ctx context.Context, tps []broker.TopicPartition, commit
 		}
 		w.owned[tp] = bounds.Start
 	}
+	return w.createTasks(ctx)
+}
+
+// storeWait bounds how long a new task waits for a store partition that
+// another worker of this instance still holds: Kafka may hand a lost
+// member's partitions to a sibling before the loser has noticed and
+// closed its tasks at its next commit.
+const storeWait = time.Minute
+
+// createTasks creates the tasks whose input partitions are all owned and
+// that do not run yet.
+func (w *worker) createTasks(ctx context.Context) error {
 	for _, sub := range w.e.topo.SubTopologies() {
 		for p := range w.e.subParts[sub.ID] {
 			id := taskID{sub.ID, p}
@@ -164,8 +201,16 @@ func (w *worker) assign(ctx context.Context, tps []broker.TopicPartition, commit
 				continue
 			}
 			t, err := newTask(ctx, w, sub, p, w.owned)
+			for deadline := time.Now().Add(storeWait); errors.Is(err, state.ErrStoreInUse) && time.Now().Before(deadline); {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(10 * time.Millisecond):
+				}
+				t, err = newTask(ctx, w, sub, p, w.owned)
+			}
 			if err != nil {
-				return err
+				return fmt.Errorf("engine: start task %s: %w", id, err)
 			}
 			w.tasks[id] = t
 			for tp := range t.pos {
@@ -210,10 +255,17 @@ func (w *worker) revoke(ctx context.Context, tps []broker.TopicPartition) error 
 }
 
 // finishComplete closes the windows of every task whose bounded input is
-// fully consumed.
-func (w *worker) finishComplete() error {
+// fully consumed. idle tells that the last Poll returned no records.
+func (w *worker) finishComplete(ctx context.Context, idle bool) error {
 	for _, t := range w.tasks {
-		if t.finishing || t.finished || !w.inputComplete(t) {
+		if t.finishing || t.finished {
+			continue
+		}
+		done, err := w.inputComplete(ctx, t, idle)
+		if err != nil {
+			return err
+		}
+		if !done {
 			continue
 		}
 		if err := t.finish(); err != nil {
@@ -224,14 +276,34 @@ func (w *worker) finishComplete() error {
 	return nil
 }
 
-func (w *worker) inputComplete(t *task) bool {
+var errFound = errors.New("found a record")
+
+// inputComplete reports whether t consumed its bounded input. Offsets are
+// not dense on Kafka (transaction markers take offsets), so a position
+// short of its target is complete when no record lies in between: that is
+// checked, when the worker is idle, by reading the log.
+func (w *worker) inputComplete(ctx context.Context, t *task, idle bool) (bool, error) {
 	for tp, pos := range t.pos {
 		target, ok := t.target(tp)
-		if !ok || pos < target {
-			return false
+		if !ok {
+			return false, nil
 		}
+		if pos >= target {
+			continue
+		}
+		if !idle {
+			return false, nil
+		}
+		err := w.e.log.Read(ctx, tp, pos, target, func(broker.Record) error { return errFound })
+		if errors.Is(err, errFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("engine: bounded run: read %s: %w", tp, err)
+		}
+		t.pos[tp] = target // only markers left: skip them
 	}
-	return true
+	return true, nil
 }
 
 func (w *worker) finishing() bool {
@@ -258,14 +330,18 @@ func (w *worker) commit(ctx context.Context) error {
 			}
 		}
 	}
-	if !w.dirty && len(offsets) == 0 {
+	if !w.dirty && !w.polled && len(offsets) == 0 {
 		w.lastCommit = time.Now()
 		return nil
 	}
 	ends, err := w.sess.Commit(ctx, offsets)
+	if errors.Is(err, broker.ErrFenced) {
+		w.logger.Warn("fenced: dropping uncommitted work and rejoining the group", "error", err)
+		return w.rejoin(ctx)
+	}
 	if errors.Is(err, broker.ErrAborted) {
 		w.logger.Info("transaction aborted by the log; resuming from the last commit", "error", err)
-		return w.restart(ctx)
+		return w.restart()
 	}
 	if err != nil {
 		return fmt.Errorf("engine: worker %d: commit: %w", w.id, err)
@@ -300,33 +376,53 @@ func (w *worker) commit(ctx context.Context) error {
 	m.recordsOut.Add(w.out)
 	m.late.Add(w.late)
 	m.commits.Add(1)
-	w.in, w.out, w.late, w.dirty = 0, 0, 0, false
+	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
 	w.lastCommit = time.Now()
 	return nil
 }
 
 // restart drops the uncommitted work of every task after the log aborted
-// the transaction, and rebuilds each task from its last commit: the state
-// DB still holds it, the changelog tail catches up, and the session has
-// rewound the inputs to the committed offsets. Operators are rebuilt too,
-// so nothing they held in memory outlives the abort.
-func (w *worker) restart(ctx context.Context) error {
-	w.in, w.out, w.late, w.dirty = 0, 0, 0, false
+// the transaction. The tasks are closed, and their partitions stay owned
+// at the committed positions (the session rewound there): createTasks
+// rebuilds them from the state DB and the changelog tail once the session
+// has reported what the abort took away. Nothing operators held in memory
+// outlives the abort.
+func (w *worker) restart() error {
+	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
 	for id, t := range w.tasks {
 		t.state.Abort()
 		if err := t.state.Close(); err != nil {
 			return fmt.Errorf("engine: task %s: close: %w", id, err)
 		}
-		nt, err := newTask(ctx, w, t.sub, id.partition, t.committed)
-		if err != nil {
-			return err
-		}
-		w.tasks[id] = nt
-		for tp := range nt.pos {
-			w.byTP[tp] = nt
+		for tp, pos := range t.committed {
+			w.owned[tp] = pos
 		}
 	}
+	clear(w.tasks)
+	clear(w.byTP)
+	w.rebuild = true
 	w.lastCommit = time.Now()
+	return nil
+}
+
+// rejoin replaces a fenced session: another member owns the partitions
+// now, so the tasks are dropped (uncommitted work with them) and the
+// worker joins the group again with a new session, which fences the old
+// producer for good and gets a fresh assignment.
+func (w *worker) rejoin(ctx context.Context) error {
+	if err := w.restart(); err != nil {
+		return err
+	}
+	clear(w.owned)
+	w.rebuild = false
+	if err := w.sess.Close(ctx); err != nil {
+		w.logger.Debug("close fenced session", "error", err)
+	}
+	sess, err := w.e.log.NewSession(ctx, w.cfg)
+	if err != nil {
+		return fmt.Errorf("engine: worker %d: rejoin group %s: %w", w.id, w.cfg.Group, err)
+	}
+	w.sess = sess
 	return nil
 }
 
