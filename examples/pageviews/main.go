@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/broker/kafka"
 	"github.com/eddyflow/eddy/engine"
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/topology"
@@ -39,16 +40,20 @@ type PageView struct {
 
 // Topology builds the pipeline: drop views without a region, re-key by
 // region, count per one-minute window, emit each window once it closes.
-func Topology() *topology.Builder {
-	b := topology.New("pageviews")
-	views := topology.StreamFrom(b, "views", serde.String(), serde.JSON[PageView]())
+func Topology() *topology.Builder { return topologyFor("") }
+
+// topologyFor suffixes the application and its topics: on Kafka, where
+// topics outlive the example, every run uses fresh ones.
+func topologyFor(suffix string) *topology.Builder {
+	b := topology.New("pageviews" + suffix)
+	views := topology.StreamFrom(b, "views"+suffix, serde.String(), serde.JSON[PageView]())
 	byRegion := topology.GroupBy(
 		views.Filter(func(_ string, v PageView) bool { return v.Region != "" }),
 		func(_ string, v PageView) string { return v.Region }, serde.String())
 	counts := topology.CountWindows(
 		byRegion.WindowedBy(window.Tumbling(time.Minute).Grace(10*time.Second)).EmitOnWindowClose(),
 		topology.Named("views-per-region"), topology.Partitions(4))
-	counts.ToStream().To("views-per-region")
+	counts.ToStream().To("views-per-region" + suffix)
 	return b
 }
 
@@ -60,7 +65,9 @@ var Start = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
 // Generate returns n page views over ten minutes from Start, in time
 // order with up to 3 s of jitter, deterministic for a seed.
-func Generate(seed uint64, n int) []broker.Record {
+func Generate(seed uint64, n int) []broker.Record { return generate(seed, n, "views") }
+
+func generate(seed uint64, n int, topic string) []broker.Record {
 	r := rand.New(rand.NewPCG(seed, 0))
 	span := (10 * time.Minute).Milliseconds()
 	recs := make([]broker.Record, n)
@@ -72,7 +79,7 @@ func Generate(seed uint64, n int) []broker.Record {
 			Region: regions[r.IntN(len(regions))],
 		}
 		value, _ := serde.JSON[PageView]().Encode(nil, v)
-		recs[i] = broker.Record{Topic: "views", Partition: 0, Key: []byte(v.User), Value: value, Timestamp: ts}
+		recs[i] = broker.Record{Topic: topic, Partition: 0, Key: []byte(v.User), Value: value, Timestamp: ts}
 	}
 	return recs
 }
@@ -89,6 +96,9 @@ type Config struct {
 	Dir    string // state dir; "" for a temporary one
 	Events int
 	Seed   uint64
+	// Brokers runs on Apache Kafka instead of the embedded log, with
+	// topics suffixed by the run's start time.
+	Brokers []string
 }
 
 // Run generates the input, processes it to the end and returns the results
@@ -103,34 +113,39 @@ func Run(ctx context.Context, cfg Config) ([]Result, engine.Metrics, error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	eng, err := engine.Open(Topology(), engine.Options{StateDir: dir, Bounded: true})
+	opts, suffix := engine.Options{StateDir: dir, Bounded: true}, ""
+	if len(cfg.Brokers) > 0 {
+		opts.Kafka = &kafka.Options{Brokers: cfg.Brokers}
+		suffix = fmt.Sprintf("-%d", time.Now().UnixNano())
+	}
+	eng, err := engine.Open(topologyFor(suffix), opts)
 	if err != nil {
 		return nil, engine.Metrics{}, err
 	}
 	defer eng.Close()
 	log := eng.Log()
-	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: "views", Partitions: 1}); err != nil {
+	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: "views" + suffix, Partitions: 1}); err != nil {
 		return nil, engine.Metrics{}, err
 	}
-	if err := log.Produce(ctx, Generate(cfg.Seed, cfg.Events)...); err != nil {
+	if err := log.Produce(ctx, generate(cfg.Seed, cfg.Events, "views"+suffix)...); err != nil {
 		return nil, engine.Metrics{}, err
 	}
 	if err := eng.Run(ctx); err != nil {
 		return nil, engine.Metrics{}, err
 	}
-	results, err := readResults(ctx, log)
+	results, err := readResults(ctx, log, "views-per-region"+suffix)
 	return results, eng.Metrics(), err
 }
 
-func readResults(ctx context.Context, log broker.Log) ([]Result, error) {
-	desc, err := log.DescribeTopics(ctx, "views-per-region")
+func readResults(ctx context.Context, log broker.Log, topic string) ([]Result, error) {
+	desc, err := log.DescribeTopics(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
 	keys := serde.Windowed(serde.String(), time.Minute.Milliseconds())
 	var out []Result
-	for p := range desc["views-per-region"].Partitions {
-		tp := broker.TopicPartition{Topic: "views-per-region", Partition: p}
+	for p := range desc[topic].Partitions {
+		tp := broker.TopicPartition{Topic: topic, Partition: p}
 		off, err := log.Offsets(ctx, tp)
 		if err != nil {
 			return nil, err
@@ -177,7 +192,11 @@ func main() {
 	flag.StringVar(&cfg.Dir, "dir", "", "state dir (default: a temporary dir, removed at exit)")
 	flag.IntVar(&cfg.Events, "events", 20000, "page views to generate")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "generator seed")
+	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
 	flag.Parse()
+	if *brokers != "" {
+		cfg.Brokers = strings.Split(*brokers, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	results, m, err := Run(ctx, cfg)

@@ -16,17 +16,23 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/eddyflow/eddy/broker"
+	"github.com/eddyflow/eddy/broker/kafka"
 	"github.com/eddyflow/eddy/engine"
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/topology"
 )
 
 // Topology splits lines into lower-case words and counts every word.
-func Topology() *topology.Builder {
-	b := topology.New("wordcount")
-	lines := topology.StreamFrom(b, "lines", serde.String(), serde.String())
+func Topology() *topology.Builder { return topologyFor("") }
+
+// topologyFor suffixes the application and its topics: on Kafka, where
+// topics outlive the example, every run uses fresh ones.
+func topologyFor(suffix string) *topology.Builder {
+	b := topology.New("wordcount" + suffix)
+	lines := topology.StreamFrom(b, "lines"+suffix, serde.String(), serde.String())
 	words := topology.FlatMapValues(lines, func(_ string, line string) []string {
 		return strings.FieldsFunc(strings.ToLower(line), func(r rune) bool {
 			return !('a' <= r && r <= 'z' || r == '\'')
@@ -34,7 +40,7 @@ func Topology() *topology.Builder {
 	}).WithValueSerde(serde.String()) // the words are repartitioned: say how to write them
 	topology.GroupBy(words, func(_ string, w string) string { return w }, serde.String()).
 		Count(topology.Named("word-counts")).
-		To("word-counts")
+		To("word-counts" + suffix)
 	return b
 }
 
@@ -47,8 +53,9 @@ var Lines = []string{
 	"it was the spring of hope, it was the winter of despair.",
 }
 
-// Run counts the words of lines and returns the final count per word.
-func Run(ctx context.Context, dir string, lines []string) (map[string]int64, error) {
+// Run counts the words of lines and returns the final count per word. It
+// runs on Kafka at brokers if any are given, else on the embedded log.
+func Run(ctx context.Context, dir string, brokers []string, lines []string) (map[string]int64, error) {
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "eddy-wordcount-")
 		if err != nil {
@@ -57,18 +64,24 @@ func Run(ctx context.Context, dir string, lines []string) (map[string]int64, err
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	eng, err := engine.Open(Topology(), engine.Options{StateDir: dir, Bounded: true})
+	opts, suffix := engine.Options{StateDir: dir, Bounded: true}, ""
+	if len(brokers) > 0 {
+		opts.Kafka = &kafka.Options{Brokers: brokers}
+		suffix = fmt.Sprintf("-%d", time.Now().UnixNano())
+	}
+	eng, err := engine.Open(topologyFor(suffix), opts)
 	if err != nil {
 		return nil, err
 	}
 	defer eng.Close()
 	log := eng.Log()
-	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: "lines", Partitions: 2}); err != nil {
+	in, out := "lines"+suffix, "word-counts"+suffix
+	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: in, Partitions: 2}); err != nil {
 		return nil, err
 	}
 	recs := make([]broker.Record, len(lines))
 	for i, l := range lines {
-		recs[i] = broker.Record{Topic: "lines", Partition: broker.AnyPartition, Key: fmt.Appendf(nil, "line-%d", i), Value: []byte(l), Timestamp: int64(i)}
+		recs[i] = broker.Record{Topic: in, Partition: broker.AnyPartition, Key: fmt.Appendf(nil, "line-%d", i), Value: []byte(l), Timestamp: int64(i)}
 	}
 	if err := log.Produce(ctx, recs...); err != nil {
 		return nil, err
@@ -78,12 +91,12 @@ func Run(ctx context.Context, dir string, lines []string) (map[string]int64, err
 	}
 	// The output is a table's changelog: the last record of a key wins.
 	counts := map[string]int64{}
-	desc, err := log.DescribeTopics(ctx, "word-counts")
+	desc, err := log.DescribeTopics(ctx, out)
 	if err != nil {
 		return nil, err
 	}
-	for p := range desc["word-counts"].Partitions {
-		tp := broker.TopicPartition{Topic: "word-counts", Partition: p}
+	for p := range desc[out].Partitions {
+		tp := broker.TopicPartition{Topic: out, Partition: p}
 		off, err := log.Offsets(ctx, tp)
 		if err != nil {
 			return nil, err
@@ -122,10 +135,15 @@ func Print(w io.Writer, counts map[string]int64) {
 
 func main() {
 	dir := flag.String("dir", "", "state dir (default: a temporary dir, removed at exit)")
+	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
 	flag.Parse()
+	var bs []string
+	if *brokers != "" {
+		bs = strings.Split(*brokers, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	counts, err := Run(ctx, *dir, Lines)
+	counts, err := Run(ctx, *dir, bs, Lines)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wordcount:", err)
 		os.Exit(1)

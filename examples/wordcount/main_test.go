@@ -9,10 +9,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestWordcount checks the printed counts against a direct count of the
-// input's words, on the default lines and on random ones.
+// input's words, on the default lines and on random ones, on the embedded
+// log and on Kafka.
 func TestWordcount(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 0))
 	random := make([]string, 300)
@@ -23,9 +25,18 @@ func TestWordcount(t *testing.T) {
 		}
 		random[i] = strings.Join(words, " ")
 	}
-	for name, lines := range map[string][]string{"default": Lines, "random": random} {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for name, lines := range map[string][]string{"default": Lines, "random": random, "kafka": random} {
 		t.Run(name, func(t *testing.T) {
-			got, err := Run(context.Background(), "", lines)
+			var brokers []string
+			if name == "kafka" {
+				brokers = c.ListenAddrs() // kfake, in-process
+			}
+			got, err := Run(context.Background(), "", brokers, lines)
 			if err != nil {
 				t.Fatal(err)
 			}
