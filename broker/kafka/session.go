@@ -142,7 +142,6 @@ func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, err
 		kgo.HeartbeatInterval(l.opts.HeartbeatInterval),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.DisableAutoCommit(),
-		kgo.RequireStableFetchOffsets(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.OnPartitionsRevoked(s.onRevoked),
