@@ -95,7 +95,7 @@ func (w *worker) run(ctx context.Context) (err error) {
 		}
 		if len(f.Assigned) > 0 {
 			if err := w.assign(ctx, f.Assigned, f.Committed); err != nil {
-				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				if stoppedBy(ctx, err) {
 					return nil // stopped while restoring
 				}
 				return err
@@ -105,7 +105,7 @@ func (w *worker) run(ctx context.Context) (err error) {
 			// After an abort, partitions still owned wait for their tasks.
 			w.rebuild = false
 			if err := w.createTasks(ctx); err != nil {
-				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				if stoppedBy(ctx, err) {
 					return nil
 				}
 				return err
@@ -119,7 +119,7 @@ func (w *worker) run(ctx context.Context) (err error) {
 		}
 		if w.e.progress != nil {
 			if err := w.finishComplete(ctx, len(f.Records) == 0); err != nil {
-				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				if stoppedBy(ctx, err) {
 					return nil
 				}
 				return err
@@ -134,6 +134,11 @@ func (w *worker) run(ctx context.Context) (err error) {
 			return nil
 		}
 	}
+}
+
+// stoppedBy reports whether err only says that ctx ended: a stop, not a failure.
+func stoppedBy(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
 func (w *worker) process(r *broker.Record) error {
