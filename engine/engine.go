@@ -63,6 +63,7 @@ func Open(b *topology.Builder, opts Options) (*Engine, error) {
 		l, err := embedded.Open(embedded.Options{
 			Dir:      filepath.Join(opts.StateDir, "log"),
 			InMemory: opts.InMemory,
+			FS:       opts.FS,
 			Logger:   opts.Logger.Named("log"),
 		})
 		if err != nil {
@@ -73,6 +74,7 @@ func Open(b *topology.Builder, opts Options) (*Engine, error) {
 	e.db, err = state.Open(state.Options{
 		Dir:      filepath.Join(opts.StateDir, "state"),
 		InMemory: opts.InMemory,
+		FS:       opts.FS,
 		Logger:   opts.Logger.Named("state"),
 	})
 	if err != nil {
@@ -252,10 +254,14 @@ func (e *Engine) describeCounts(names []string) string {
 // Metrics are counters readable while the engine runs.
 type Metrics struct {
 	RecordsIn, RecordsOut, LateRecords, Commits int64
+	// RestoredRecords counts the changelog records replayed into stores
+	// when tasks start: after a crash, only the tail past what the state
+	// DB committed.
+	RestoredRecords int64
 }
 
 type metrics struct {
-	recordsIn, recordsOut, late, commits atomic.Int64
+	recordsIn, recordsOut, late, commits, restored atomic.Int64
 }
 
 // Metrics returns the engine's counters so far.
@@ -265,5 +271,7 @@ func (e *Engine) Metrics() Metrics {
 		RecordsOut:  e.metrics.recordsOut.Load(),
 		LateRecords: e.metrics.late.Load(),
 		Commits:     e.metrics.commits.Load(),
+
+		RestoredRecords: e.metrics.restored.Load(),
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/eddyflow/eddy/broker"
@@ -54,6 +55,10 @@ type Options struct {
 	Bounded bool
 	// Logger receives the engine's logs. Default: a null logger.
 	Logger hclog.Logger
+	// FS is the file system of the state DB and of the embedded log the
+	// engine opens. nil: the OS's (or memory, with InMemory). Tests set an
+	// error-injecting one to check how disk faults are handled.
+	FS vfs.FS
 }
 
 const defaultCacheBytes = 8 << 20

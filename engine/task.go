@@ -175,6 +175,7 @@ func (t *task) restore(ctx context.Context, name string, s restorable) error {
 	if err != nil {
 		return fmt.Errorf("store %s: restore from %s: %w", name, tp, err)
 	}
+	t.w.e.metrics.restored.Add(int64(n))
 	t.logger.Debug("restored store", "store", name, "from", from, "to", bounds.End, "records", n)
 	return nil
 }
