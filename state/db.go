@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/eddyflow/eddy/internal/pebbleguard"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -56,11 +58,27 @@ func (o *Options) validate() error {
 // DB is the state DB of one engine instance: a single Pebble DB holding
 // every store partition of every task. Its methods are safe for concurrent
 // use; the Tasks it hands out are not (see Task).
+//
+// A failed write or sync of one of the DB's files, a failed flush or
+// compaction, or a panic or fatal error of Pebble fails the DB: every
+// later write (Task.Commit, Restore, DeleteStore) returns an error naming
+// the first failure, and the DB must be closed and reopened. Nothing is
+// retried: Pebble's write-ahead log and commit pipeline do not recover
+// from a failed write, and what a failed write or sync left on disk is
+// unknown. The DB still holds a prefix of the committed batches, which the
+// changelog completes (see DisableWAL).
 type DB struct {
 	pdb    *pebble.DB
 	dir    string // for errors; "(in-memory)" without a Dir
 	opts   Options
 	logger hclog.Logger
+
+	// failed is the first failure (see DB). Pebble's goroutines set it
+	// while holding Pebble's locks, so it is not guarded by mu.
+	failed *pebbleguard.Failure
+	// applyMu serializes batch applies, so that none enters Pebble's
+	// commit pipeline after a failed one left it locked.
+	applyMu sync.Mutex
 
 	mu struct {
 		sync.Mutex
@@ -71,6 +89,10 @@ type DB struct {
 		stores map[storeID]*Task
 	}
 }
+
+// statePackage is this package's import path: Pebble's Fatalf panics only
+// when this package called into Pebble (see pebbleguard.NewLogger).
+var statePackage = reflect.TypeFor[DB]().PkgPath()
 
 // storeID names a store partition.
 type storeID struct {
@@ -90,19 +112,40 @@ func Open(opts Options) (*DB, error) {
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref() // the DB holds its own reference
+	failed := pebbleguard.New(opts.Logger, "the state DB")
+	gate := pebbleguard.NewGate()
 	popts := &pebble.Options{
-		FS:                 opts.FS,
+		FS:                 pebbleguard.FS(opts.FS, failed),
 		Cache:              cache,
 		MemTableSize:       opts.MemTableBytes,
 		DisableWAL:         opts.DisableWAL,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{opts.Logger},
+		Logger:             pebbleguard.NewLogger(opts.Logger, failed, statePackage),
+		EventListener: &pebble.EventListener{
+			// Pebble retries a failed flush or compaction at once and
+			// without end; if the disk stays broken, writes stall for
+			// good. Failing the DB ends that with an error.
+			BackgroundError: func(err error) { failed.Set(fmt.Errorf("pebble background error: %w", err)) },
+			// The read that found the corruption returns an error; by
+			// default Pebble would call Logger.Fatalf.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				failed.Set(fmt.Errorf("pebble: corruption in %s: %w", info.Path, info.Details))
+			},
+		},
 	}
-	pdb, err := pebble.Open(opts.Dir, popts)
+	// Pebble's Open would wait for the compactions it starts (see
+	// pebbleguard.Gate): they start once it returned.
+	popts.Experimental.CompactionScheduler = gate
+	var pdb *pebble.DB
+	err := pebbleguard.Guard(failed, func() (err error) {
+		pdb, err = pebble.Open(opts.Dir, popts)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("state: open %s: %w", dir, err)
 	}
-	db := &DB{pdb: pdb, dir: dir, opts: opts, logger: opts.Logger}
+	gate.Open()
+	db := &DB{pdb: pdb, dir: dir, opts: opts, logger: opts.Logger, failed: failed}
 	db.mu.tasks = make(map[*Task]struct{})
 	db.mu.stores = make(map[storeID]*Task)
 	return db, nil
@@ -125,16 +168,41 @@ func (db *DB) Close() error {
 		sort.Strings(names)
 		return fmt.Errorf("state: close %s: %d tasks still open, e.g. %q", db.dir, n, names[0])
 	}
-	var err error
-	if db.opts.DisableWAL {
-		err = db.pdb.Flush()
-	}
-	if cerr := db.pdb.Close(); err == nil {
-		err = cerr
-	}
 	db.mu.closed = true
+	var err error
+	if db.opts.DisableWAL && db.failed.Err() == nil {
+		// After a failure, the flush could only fail, or retry forever;
+		// the changelog restores what the memtables held.
+		err = db.failed.Wait(db.pdb.Flush)
+	}
+	if !errors.Is(err, pebbleguard.ErrAbandoned) {
+		if cerr := db.failed.Wait(db.pdb.Close); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
+		if ferr := db.failed.Err(); ferr != nil && !errors.Is(err, pebbleguard.ErrAbandoned) {
+			err = ferr // what failed first, not what it made fail
+		}
 		return fmt.Errorf("state: close %s: %w", db.dir, err)
+	}
+	return nil
+}
+
+// apply applies b to the DB, without syncing, unless the DB failed; a
+// failure to apply fails the DB.
+func (db *DB) apply(b *pebble.Batch) error {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	if err := db.failed.Err(); err != nil {
+		return fmt.Errorf("state DB %s failed: %w", db.dir, err)
+	}
+	err := pebbleguard.Guard(db.failed, func() error { return db.pdb.Apply(b, pebble.NoSync) })
+	if err != nil {
+		db.failed.Set(err)
+		// A write that failed in the background shows here as whatever
+		// Pebble made of it: report the first failure.
+		return fmt.Errorf("state DB %s failed: %w", db.dir, db.failed.Err())
 	}
 	return nil
 }
@@ -179,7 +247,7 @@ func (db *DB) DeleteStore(name string, partition int32) error {
 	if err := b.Delete(appendOffsetKey(nil, name, partition), nil); err != nil {
 		return fmt.Errorf("state: delete store %s/%d: %w", name, partition, err)
 	}
-	if err := db.pdb.Apply(b, pebble.NoSync); err != nil {
+	if err := db.apply(b); err != nil {
 		return fmt.Errorf("state: delete store %s/%d: %w", name, partition, err)
 	}
 	return nil
@@ -262,27 +330,4 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-// pebbleLogger routes Pebble's logs to hclog. Pebble's informational
-// messages (flushes, compactions) are noise at the engine's level, so they
-// go to debug.
-type pebbleLogger struct{ l hclog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	if p.l.IsDebug() {
-		p.l.Debug(fmt.Sprintf(format, args...))
-	}
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...))
-}
-
-// Fatalf is called by Pebble on a broken invariant; Pebble expects it not
-// to return.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg)
-	panic("state: pebble: " + msg)
 }

@@ -92,4 +92,10 @@
 //	err = task.Flush()
 //	// commit the log transaction, learn the changelog end offsets
 //	err = task.Commit(map[string]int64{"counts": end})
+//
+// The DB shares its Pebble wrappers with broker/embedded
+// (internal/pebbleguard): the failure record, the file system that fails
+// the DB on a failed write or sync, and a compaction scheduler that holds
+// compactions back until Pebble's Open returned, so that reopening after a
+// kill does not wait for the compaction debt to be paid.
 package state

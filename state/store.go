@@ -160,10 +160,20 @@ func (s *store) CommittedOffset() (offset int64, ok bool, err error) {
 		return 0, false, s.errorf("committed offset: %w", err)
 	}
 	defer closer.Close()
-	if len(v) != 8 {
-		return 0, false, s.errorf("committed offset: corrupt value of %d bytes", len(v))
+	off, err := decodeOffset(v)
+	if err != nil {
+		return 0, false, s.errorf("committed offset: %w", err)
 	}
-	return int64(binary.BigEndian.Uint64(v)), true, nil
+	return off, true, nil
+}
+
+// decodeOffset decodes a committed changelog offset as Task.Commit and
+// Restore store it: 8 bytes, big-endian.
+func decodeOffset(v []byte) (int64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("corrupt value of %d bytes", len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
 // Restore writes changelog records (namespaced keys as given to
@@ -205,7 +215,7 @@ func (s *store) Restore(records []ChangelogRecord, end int64) error {
 	if err := b.Set(s.offsetKey, val[:], nil); err != nil {
 		return s.errorf("restore: %w", err)
 	}
-	if err := s.t.db.pdb.Apply(b, pebble.NoSync); err != nil {
+	if err := s.t.db.apply(b); err != nil {
 		return s.errorf("restore: %w", err)
 	}
 	s.reset()

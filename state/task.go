@@ -146,7 +146,7 @@ func (t *Task) Commit(changelogEnd map[string]int64) error {
 		}
 	}
 	if !t.batch.Empty() {
-		if err := t.db.pdb.Apply(t.batch, pebble.NoSync); err != nil {
+		if err := t.db.apply(t.batch); err != nil {
 			t.failed = true
 			return fmt.Errorf("state: task %s: commit: %w", t.name, err)
 		}

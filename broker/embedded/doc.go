@@ -71,8 +71,13 @@
 // Pebble treats a failed write-ahead-log write as fatal. The log turns
 // that into an error for the commit and then refuses every call (the
 // error says so) until it is closed and reopened, which recovers the last
-// durable state. A failed Pebble flush or compaction in the background
-// still ends the process, as Pebble intends.
+// durable state. A failed write or sync anywhere (caught by a wrapper of
+// Pebble's file system, internal/pebbleguard), a failed flush or
+// compaction in the background, and a fatal error of Pebble's own
+// goroutines (a failed MANIFEST write) fail the log the same way instead
+// of ending the process. One path remains fatal: a write-ahead-log write
+// that fails while Pebble rotates that log (cockroachdb/pebble#2300); a
+// restart then recovers as after any crash.
 //
 // # Group protocol
 //

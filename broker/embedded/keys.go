@@ -77,6 +77,9 @@ func topicKey(name string) []byte {
 const (
 	topicValueLen      = 1 + 4 + 4 + 1 + 8
 	topicFlagCompacted = 1
+	// MaxPartitions bounds a topic's partition count: the log keeps a
+	// small struct per partition in memory.
+	MaxPartitions = 1 << 16
 )
 
 func encodeTopic(id uint32, cfg broker.TopicConfig) []byte {
@@ -102,8 +105,13 @@ func decodeTopic(name string, v []byte) (uint32, broker.TopicConfig, error) {
 		Compacted:  v[9]&topicFlagCompacted != 0,
 		Retention:  time.Duration(binary.BigEndian.Uint64(v[10:])),
 	}
-	if cfg.Partitions <= 0 {
+	switch {
+	case cfg.Partitions <= 0 || cfg.Partitions > MaxPartitions:
 		return 0, cfg, fmt.Errorf("embedded: topic %s: %d partitions: %w", name, cfg.Partitions, ErrCorrupt)
+	case v[9]&^topicFlagCompacted != 0:
+		return 0, cfg, fmt.Errorf("embedded: topic %s: unknown flags %#x: %w", name, v[9], ErrCorrupt)
+	case cfg.Retention < 0:
+		return 0, cfg, fmt.Errorf("embedded: topic %s: negative retention: %w", name, ErrCorrupt)
 	}
 	return binary.BigEndian.Uint32(v[1:]), cfg, nil
 }
@@ -145,5 +153,9 @@ func decodeBounds(v []byte) (start, end int64, ok bool) {
 	if len(v) != 16 {
 		return 0, 0, false
 	}
-	return int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), true
+	start, end = int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:]))
+	if start < 0 || end < start {
+		return 0, 0, false
+	}
+	return start, end, true
 }

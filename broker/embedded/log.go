@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/internal/murmur2"
+	"github.com/eddyflow/eddy/internal/pebbleguard"
 )
 
 var _ broker.Log = (*Log)(nil)
@@ -31,17 +33,20 @@ type Log struct {
 		sync.Mutex
 		// closed is set by Close; every call after it fails with ErrClosed.
 		closed bool
-		// failed is the first error Pebble returned while writing. Pebble's
-		// write-ahead log does not recover from one, and a failed commit may
-		// be visible to this process' readers of the DB, so the Log refuses
-		// all further calls: reopen it to recover the last durable state.
-		failed error
 		topics map[string]*topic
 		groups map[string]*group
 		// notify is closed and replaced on every commit and every change of
 		// a group: waiting Polls wake up and look again.
 		notify chan struct{}
 	}
+
+	// failed is the first error Pebble returned or reported while writing
+	// (a failed commit, flush or compaction). Pebble's write-ahead log does
+	// not recover from one, and a failed commit may be visible to this
+	// process' readers of the DB, so the Log refuses all further calls:
+	// reopen it to recover the last durable state. Pebble's goroutines set
+	// it while holding Pebble's locks, so it is not guarded by mu.
+	failed *pebbleguard.Failure
 
 	// ops counts calls that use the DB outside mu; Close waits for them
 	// before closing the DB.
@@ -74,6 +79,10 @@ func (t *topic) tp(p int32) broker.TopicPartition {
 	return broker.TopicPartition{Topic: t.cfg.Name, Partition: p}
 }
 
+// embeddedPackage is this package's import path: Pebble's Fatalf panics only
+// when this package called into Pebble (see pebbleguard.NewLogger).
+var embeddedPackage = reflect.TypeFor[Log]().PkgPath()
+
 // Open opens (creating if needed) the log in opts.Dir and recovers the
 // bounds of every partition. It starts the background cleaner unless
 // opts.CleanInterval is negative; Close stops it.
@@ -84,24 +93,45 @@ func Open(opts Options) (*Log, error) {
 	}
 	cache := pebble.NewCache(opts.CacheBytes)
 	defer cache.Unref()
+	failed := pebbleguard.New(opts.Logger, "the log")
+	gate := pebbleguard.NewGate()
 	popts := &pebble.Options{
-		FS:           opts.FS,
+		FS:           pebbleguard.FS(opts.FS, failed),
 		Cache:        cache,
 		MemTableSize: opts.MemTableBytes,
-		Logger:       pebbleLogger{opts.Logger.Named("pebble")},
+		Logger:       pebbleguard.NewLogger(opts.Logger.Named("pebble"), failed, embeddedPackage),
+		EventListener: &pebble.EventListener{
+			// Pebble retries a failed flush or compaction at once and
+			// without end; if the disk stays broken, commits stall for
+			// good. Failing the log ends that with an error.
+			BackgroundError: func(err error) { failed.Set(fmt.Errorf("pebble background error: %w", err)) },
+			// The read that found the corruption returns an error; by
+			// default Pebble would call Logger.Fatalf.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				failed.Set(fmt.Errorf("pebble: corruption in %s: %w", info.Path, info.Details))
+			},
+		},
 	}
-	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
-	}
-	db, err := pebble.Open(opts.Dir, popts)
+	// Pebble's Open would wait for the compactions it starts (see
+	// pebbleguard.Gate): they start once it returned.
+	popts.Experimental.CompactionScheduler = gate
+	// Pebble creates the directory and syncs its parents, so that a
+	// machine crash cannot lose it.
+	var db *pebble.DB
+	err := pebbleguard.Guard(failed, func() (err error) {
+		db, err = pebble.Open(opts.Dir, popts)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
 	}
+	gate.Open()
 	l := &Log{
 		opts:      opts,
 		logger:    opts.Logger,
 		db:        db,
 		writeOpts: pebble.Sync,
+		failed:    failed,
 		stop:      make(chan struct{}),
 	}
 	if opts.NoSync {
@@ -137,7 +167,12 @@ func (l *Log) load() error {
 	v, closer, err := l.db.Get(versionKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
-		if err := l.db.Set(versionKey, []byte{formatVersion}, pebble.Sync); err != nil {
+		b := l.db.NewBatch()
+		defer b.Close()
+		if err := b.Set(versionKey, []byte{formatVersion}, nil); err != nil {
+			return err
+		}
+		if err := l.commitLocked(b); err != nil {
 			return err
 		}
 	case err != nil:
@@ -175,8 +210,12 @@ func (l *Log) load() error {
 		for p := range t.parts {
 			pp := &t.parts[p]
 			if v, closer, err := l.db.Get(tpKey(kindPartition, t.id, int32(p))); err == nil {
-				pp.start, pp.end, _ = decodeBounds(v)
+				var ok bool
+				pp.start, pp.end, ok = decodeBounds(v)
 				closer.Close()
+				if !ok {
+					return fmt.Errorf("embedded: topic %s partition %d: bounds %x: %w", t.cfg.Name, p, v, ErrCorrupt)
+				}
 			} else if !errors.Is(err, pebble.ErrNotFound) {
 				return err
 			}
@@ -232,7 +271,10 @@ func (l *Log) Close() error {
 	close(l.stop)
 	l.wg.Wait()
 	l.ops.Wait()
-	if err := l.db.Close(); err != nil {
+	if err := l.failed.Wait(l.db.Close); err != nil {
+		if ferr := l.failed.Err(); ferr != nil && !errors.Is(err, pebbleguard.ErrAbandoned) {
+			err = ferr // what failed first, not what it made fail
+		}
 		return fmt.Errorf("embedded: close %s: %w", l.opts.Dir, err)
 	}
 	return nil
@@ -243,8 +285,8 @@ func (l *Log) checkLocked() error {
 	if l.mu.closed {
 		return fmt.Errorf("embedded: %w", broker.ErrClosed)
 	}
-	if l.mu.failed != nil {
-		return fmt.Errorf("embedded: log failed and must be reopened: %w", l.mu.failed)
+	if err := l.failed.Err(); err != nil {
+		return fmt.Errorf("embedded: log %s failed and must be reopened: %w", l.opts.Dir, err)
 	}
 	return nil
 }
@@ -323,7 +365,7 @@ func (l *Log) CreateTopics(ctx context.Context, topics ...broker.TopicConfig) er
 		return nil
 	}
 	if err := l.commitLocked(b); err != nil {
-		return fmt.Errorf("embedded: create topics: %w", err)
+		return fmt.Errorf("embedded: create topics in log %s: %w", l.opts.Dir, err)
 	}
 	for _, t := range created {
 		l.mu.topics[t.cfg.Name] = t
@@ -346,6 +388,8 @@ func validateTopic(cfg broker.TopicConfig) error {
 		return fmt.Errorf("embedded: create topic %.20s...: name longer than 249 bytes", cfg.Name)
 	case cfg.Partitions <= 0:
 		return fmt.Errorf("embedded: create topic %s: %d partitions, need at least 1", cfg.Name, cfg.Partitions)
+	case cfg.Partitions > MaxPartitions:
+		return fmt.Errorf("embedded: create topic %s: %d partitions, at most %d", cfg.Name, cfg.Partitions, MaxPartitions)
 	case cfg.Retention < 0:
 		return fmt.Errorf("embedded: create topic %s: negative retention %v", cfg.Name, cfg.Retention)
 	}
@@ -354,24 +398,19 @@ func validateTopic(cfg broker.TopicConfig) error {
 
 // commitLocked commits b, marking the log failed if Pebble cannot. Pebble
 // treats a failed write to its write-ahead log as fatal (it calls
-// Logger.Fatalf, which pebbleLogger turns into a panic of a fatalError);
-// commitLocked recovers that panic into an error, since the commit never
-// reached the disk completely and the caller can reopen the log.
-func (l *Log) commitLocked(b *pebble.Batch) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			fe, ok := r.(*fatalError)
-			if !ok {
-				panic(r)
-			}
-			err = fe
-		}
-		if err != nil {
-			l.mu.failed = err
-			l.logger.Error("write failed; the log must be reopened", "error", err)
-		}
-	}()
-	return b.Commit(l.writeOpts)
+// Logger.Fatalf, which pebbleguard.Logger turns into a panic, or
+// it panics with the error); commitLocked recovers that panic into an
+// error, since the commit never reached the disk completely and the caller
+// can reopen the log.
+func (l *Log) commitLocked(b *pebble.Batch) error {
+	err := pebbleguard.Guard(l.failed, func() error { return b.Commit(l.writeOpts) })
+	if err != nil {
+		l.failed.Set(err)
+		// A write that failed before, in the background, shows here as
+		// whatever Pebble made of it: report the first failure.
+		return l.failed.Err()
+	}
+	return nil
 }
 
 // DescribeTopics returns the configs of the named topics that exist; with
@@ -434,7 +473,7 @@ func (l *Log) DeleteTopics(ctx context.Context, names ...string) error {
 		return nil
 	}
 	if err := l.commitLocked(b); err != nil {
-		return fmt.Errorf("embedded: delete topics: %w", err)
+		return fmt.Errorf("embedded: delete topics in log %s: %w", l.opts.Dir, err)
 	}
 	for _, t := range deleted {
 		t.deleted = true
@@ -729,7 +768,7 @@ func (l *Log) writeLocked(tx *txn, g *group, offsets map[broker.TopicPartition]b
 		}
 	}
 	if err := l.commitLocked(b); err != nil {
-		return nil, fmt.Errorf("embedded: commit: %w", err)
+		return nil, fmt.Errorf("embedded: commit to log %s: %w", l.opts.Dir, err)
 	}
 	ends := make(map[broker.TopicPartition]int64, len(tx.order))
 	for _, pt := range tx.order {
@@ -900,33 +939,3 @@ func (tx *txn) topic(name string) (*txnTopic, error) {
 	tt.epoch = tx.epoch
 	return tt, nil
 }
-
-// pebbleLogger sends Pebble's messages to an hclog.Logger.
-type pebbleLogger struct{ l hclog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any)  { p.l.Debug(fmt.Sprintf(format, args...)) }
-func (p pebbleLogger) Errorf(format string, args ...any) { p.l.Error(fmt.Sprintf(format, args...)) }
-
-// Fatalf panics with a *fatalError. Where Pebble calls it in a commit,
-// commitLocked recovers it; elsewhere (a background flush or compaction
-// that cannot go on) the panic ends the process, as Pebble intends.
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	fe := &fatalError{msg: fmt.Sprintf(format, args...)}
-	for _, a := range args {
-		if err, ok := a.(error); ok {
-			fe.cause = err
-			break
-		}
-	}
-	p.l.Error(fe.msg)
-	panic(fe)
-}
-
-// fatalError is an error Pebble cannot recover from.
-type fatalError struct {
-	msg   string
-	cause error
-}
-
-func (e *fatalError) Error() string { return e.msg }
-func (e *fatalError) Unwrap() error { return e.cause }
