@@ -3,7 +3,7 @@
 GO ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: test race bench lint fmt kafka-fetch kafka-start kafka-stop kafka-status test-kafka
+.PHONY: test race bench lint fmt kafka-fetch kafka-start kafka-stop kafka-status test-kafka test-crash
 
 # All tests: unit, scenario, randomized reference checks, examples' smoke tests.
 test:
@@ -69,3 +69,21 @@ test-kafka:
 		echo "test-kafka: FAIL: no RealKafka test ran (no '--- PASS: ...RealKafka' line)"; exit 1; fi; \
 	echo "RealKafka tests and subtests, none skipped:"; \
 	echo "test-kafka: $$passed passed, 0 failed"
+
+# The crash harness at scale (engine/crash_test.go): a pipeline process killed with SIGKILL
+# CRASH_KILLS times on the embedded log, CRASH_KAFKA_KILLS times on kfake and on the real
+# broker (make kafka-start first); each run must end with 0 duplicates and 0 missing.
+CRASH_KILLS ?= 200
+CRASH_KAFKA_KILLS ?= 20
+test-crash: SHELL := bash
+test-crash: .SHELLFLAGS := -o pipefail -c
+test-crash:
+	@out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
+	echo "== crash harness: $(CRASH_KILLS) kills embedded, $(CRASH_KAFKA_KILLS) on kfake and on the real broker $(KAFKA_BROKERS)"; \
+	rc=0; EDDY_KAFKA_BROKERS='$(KAFKA_BROKERS)' EDDY_CRASH_KILLS=$(CRASH_KILLS) EDDY_CRASH_KAFKA_KILLS=$(CRASH_KAFKA_KILLS) \
+		$(GO) test -count=1 -v -timeout 40m -run 'Crash' ./engine 2>&1 | grep -v -E -e '^ +crash_test.go:[0-9]+: kill [0-9]+:' | tee "$$out" || rc=$$?; \
+	if [ "$$rc" -ne 0 ]; then echo "test-crash: FAIL: go test exited $$rc"; exit 1; fi; \
+	if grep -q -E -e '--- SKIP' "$$out"; then echo "test-crash: FAIL: a crash test was skipped (is the broker at $(KAFKA_BROKERS) up? make kafka-start)"; exit 1; fi; \
+	n=$$(grep -c -E -e '--- PASS: Test(Crash|RealKafkaCrash)' "$$out" || true); \
+	if [ "$$n" -ne 3 ]; then echo "test-crash: FAIL: $$n of 3 crash tests passed"; exit 1; fi; \
+	echo "test-crash: embedded, kfake and real-broker crash runs passed:"; grep -E -e 'kills [0-9]+ \(' "$$out"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,42 +183,56 @@ func (e *Engine) prepareTopics(ctx context.Context) error {
 			return fmt.Errorf("engine: source topic %q does not exist: create it first (eddy topics create, or Log().CreateTopics)", t.Name)
 		}
 	}
-	// Sub-topologies come upstream first, so a repartition topic's writer
-	// is resolved before its reader.
+	// A sub-topology's partition count depends on its writers' when it
+	// reads new repartition topics: resolve them in dependency order.
 	subs := e.topo.SubTopologies()
 	e.subParts = make([]int32, len(subs))
+	resolved := make([]bool, len(subs))
 	var create []broker.TopicConfig
-	for _, s := range subs {
-		var n int32
-		for _, src := range s.Sources {
-			p, ok := e.partitions[src]
-			if !ok {
-				// A new repartition topic: as asked, or as many
-				// partitions as its writer has tasks.
-				p = e.writerPartitions(topics, src)
-				e.partitions[src] = p
-				create = append(create, broker.TopicConfig{Name: src, Partitions: p})
+	for left := len(subs); left > 0; {
+		progress := false
+		for _, s := range subs {
+			if resolved[s.ID] {
+				continue
 			}
-			if n != 0 && p != n {
-				return fmt.Errorf("engine: sub-topology %d reads topics that are not co-partitioned: %s", s.ID, e.describeCounts(s.Sources))
+			n, newTopics, ready, err := e.subPartitions(s, topics, resolved)
+			if err != nil {
+				return err
 			}
-			n = p
+			if !ready {
+				continue
+			}
+			resolved[s.ID], progress = true, true
+			left--
+			e.subParts[s.ID] = n
+			create = append(create, newTopics...)
+			for _, st := range s.Stores {
+				if p, ok := e.partitions[st.Changelog]; ok && p != n {
+					return fmt.Errorf("engine: changelog %q has %d partitions, its store %q needs %d: reset the application or restore the topic", st.Changelog, p, st.Name, n)
+				}
+				if _, ok := e.partitions[st.Changelog]; !ok {
+					e.partitions[st.Changelog] = n
+					create = append(create, broker.TopicConfig{Name: st.Changelog, Partitions: n, Compacted: true})
+				}
+			}
+			for _, sink := range s.Sinks {
+				if _, ok := e.partitions[sink]; !ok {
+					e.partitions[sink] = n
+					create = append(create, broker.TopicConfig{Name: sink, Partitions: n})
+				}
+			}
 		}
-		e.subParts[s.ID] = n
-		for _, st := range s.Stores {
-			if p, ok := e.partitions[st.Changelog]; ok && p != n {
-				return fmt.Errorf("engine: changelog %q has %d partitions, its store %q needs %d: reset the application or restore the topic", st.Changelog, p, st.Name, n)
-			}
-			if _, ok := e.partitions[st.Changelog]; !ok {
-				e.partitions[st.Changelog] = n
-				create = append(create, broker.TopicConfig{Name: st.Changelog, Partitions: n, Compacted: true})
-			}
+		if !progress {
+			return fmt.Errorf("engine: the sub-topologies' repartition topics form a cycle: cannot size them")
 		}
-		for _, sink := range s.Sinks {
-			if _, ok := e.partitions[sink]; !ok {
-				e.partitions[sink] = n
-				create = append(create, broker.TopicConfig{Name: sink, Partitions: n})
-			}
+	}
+	if e.opts.OnDecodeError == DecodeDeadLetter {
+		dl, err := e.deadLetterTopic(topics)
+		if err != nil {
+			return err
+		}
+		if dl != nil {
+			create = append(create, *dl)
 		}
 	}
 	if len(create) > 0 {
@@ -228,27 +243,104 @@ func (e *Engine) prepareTopics(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) writerPartitions(topics []topology.Topic, name string) int32 {
+// deadLetterTopic resolves Options.DeadLetterTopic (default
+// "<app>-dead-letters") and returns its config if it must be created, with
+// 1 partition: records are dead letters by exception, and one partition
+// keeps them in one sequence. An existing topic keeps its count; see
+// Options.DeadLetterTopic for the partition a dead letter goes to.
+func (e *Engine) deadLetterTopic(topics []topology.Topic) (*broker.TopicConfig, error) {
+	if e.opts.DeadLetterTopic == "" {
+		e.opts.DeadLetterTopic = e.topo.App() + "-dead-letters"
+	}
+	name := e.opts.DeadLetterTopic
 	for _, t := range topics {
-		if t.Name == name && t.Partitions > 0 {
-			return t.Partitions
-		}
-		if t.Name == name && t.Writer >= 0 {
-			return e.subParts[t.Writer]
+		if t.Name == name {
+			// A source would read its own dead letters back; any other
+			// topic of the topology would mix them with its records.
+			return nil, fmt.Errorf("engine: dead-letter topic %q is a %s topic of the topology: choose another DeadLetterTopic", name, t.Role)
 		}
 	}
-	return 1
+	if _, ok := e.partitions[name]; ok {
+		return nil, nil
+	}
+	e.partitions[name] = 1
+	return &broker.TopicConfig{Name: name, Partitions: 1}, nil
 }
 
-func (e *Engine) describeCounts(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ", "
+// subPartitions resolves the partition count of sub-topology s, and of
+// the new repartition topics it reads, which it returns to be created.
+// Topics that exist, or whose count the topology fixes (Partitions), come
+// first and must agree (co-partitioning). A new repartition topic without
+// a fixed count then gets the same count, as Kafka Streams' co-partitioning
+// does for a join; if all of s's inputs are such topics, they get their
+// writer's task count, and s is not ready until its writer is resolved.
+func (e *Engine) subPartitions(s *topology.SubTopology, topics []topology.Topic, resolved []bool) (n int32, create []broker.TopicConfig, ready bool, err error) {
+	fixed := map[string]int32{}
+	var open []string
+	for _, src := range s.Sources {
+		if p, ok := e.partitions[src]; ok {
+			fixed[src] = p
+			continue
 		}
-		s += fmt.Sprintf("%s has %d partitions", n, e.partitions[n])
+		t := topicNamed(topics, src)
+		if t.Partitions > 0 {
+			fixed[src] = t.Partitions
+			continue
+		}
+		open = append(open, src)
 	}
-	return s
+	for _, src := range s.Sources {
+		p, ok := fixed[src]
+		if !ok {
+			continue
+		}
+		if n != 0 && p != n {
+			counts := make([]string, 0, len(s.Sources))
+			for _, src := range s.Sources {
+				if p, ok := fixed[src]; ok {
+					counts = append(counts, fmt.Sprintf("%s has %d partitions", src, p))
+				}
+			}
+			return 0, nil, false, fmt.Errorf("engine: sub-topology %d reads topics that are not co-partitioned: %s", s.ID, strings.Join(counts, ", "))
+		}
+		n = p
+	}
+	if n == 0 {
+		// Only new repartition topics: their writers' task counts.
+		for _, src := range open {
+			w := topicNamed(topics, src).Writer
+			if w < 0 || !resolved[w] {
+				return 0, nil, false, nil
+			}
+			p := e.subParts[w]
+			if n != 0 && p != n {
+				return 0, nil, false, fmt.Errorf("engine: sub-topology %d reads repartition topics whose writers have %d and %d tasks: set their partitions with topology.Partitions", s.ID, n, p)
+			}
+			n = p
+		}
+	}
+	for _, src := range open {
+		fixed[src] = n
+		e.partitions[src] = n
+		create = append(create, broker.TopicConfig{Name: src, Partitions: n})
+	}
+	for src, p := range fixed {
+		if _, ok := e.partitions[src]; !ok {
+			e.partitions[src] = p
+			create = append(create, broker.TopicConfig{Name: src, Partitions: p})
+		}
+	}
+	return n, create, true, nil
+}
+
+// topicNamed returns the topology's topic called name (Writer -1 if none).
+func topicNamed(topics []topology.Topic, name string) topology.Topic {
+	for _, t := range topics {
+		if t.Name == name {
+			return t
+		}
+	}
+	return topology.Topic{Name: name, Writer: -1}
 }
 
 // Metrics are counters readable while the engine runs.
@@ -258,10 +350,16 @@ type Metrics struct {
 	// when tasks start: after a crash, only the tail past what the state
 	// DB committed.
 	RestoredRecords int64
+	// SkippedRecords and DeadLetterRecords count the committed input
+	// records that did not decode and were skipped (DecodeSkip) or written
+	// to the dead-letter topic (DecodeDeadLetter). RecordsIn counts them
+	// too.
+	SkippedRecords, DeadLetterRecords int64
 }
 
 type metrics struct {
 	recordsIn, recordsOut, late, commits, restored atomic.Int64
+	skipped, deadLetters                           atomic.Int64
 }
 
 // Metrics returns the engine's counters so far.
@@ -272,6 +370,8 @@ func (e *Engine) Metrics() Metrics {
 		LateRecords: e.metrics.late.Load(),
 		Commits:     e.metrics.commits.Load(),
 
-		RestoredRecords: e.metrics.restored.Load(),
+		RestoredRecords:   e.metrics.restored.Load(),
+		SkippedRecords:    e.metrics.skipped.Load(),
+		DeadLetterRecords: e.metrics.deadLetters.Load(),
 	}
 }

@@ -59,6 +59,64 @@ type Options struct {
 	// engine opens. nil: the OS's (or memory, with InMemory). Tests set an
 	// error-injecting one to check how disk faults are handled.
 	FS vfs.FS
+	// OnDecodeError tells what to do with an input record whose key or
+	// value does not decode, from any source: stream, table or
+	// repartition topic. Default DecodeFail.
+	OnDecodeError DecodeErrors
+	// DeadLetterTopic receives the records that do not decode, with
+	// DecodeDeadLetter (and may be set only then); it must not be a topic
+	// of the topology. Default "<app>-dead-letters". Run creates it if
+	// missing, with 1 partition; create it beforehand to have more. A
+	// dead letter goes to partition (input partition mod the topic's
+	// partition count), so the bad records of one input partition stay
+	// in their order.
+	DeadLetterTopic string
+}
+
+// DecodeErrors tells what the engine does with an input record whose key
+// or value does not decode (a source returned an operators.DecodeError),
+// like Kafka Streams' deserialization exception handler. A source decodes
+// a record before it forwards anything, so a skipped or dead-lettered
+// record has no other effect; its offset is consumed and committed like
+// any other's.
+type DecodeErrors int
+
+const (
+	// DecodeFail fails the task: Run returns the DecodeError, naming the
+	// record's topic, partition, offset and field. Nothing past the last
+	// commit is lost or committed, and a restart fails at the same record.
+	DecodeFail DecodeErrors = iota
+	// DecodeSkip drops the record with a warning log line naming its
+	// topic, partition, offset and field and the error. Skipped records
+	// are counted in Metrics.SkippedRecords.
+	DecodeSkip
+	// DecodeDeadLetter writes the record's raw key, value, timestamp and
+	// headers to Options.DeadLetterTopic, in the same transaction as the
+	// task's other output: a dead letter is committed exactly once, with
+	// the consumed offset of its record. To the original headers it adds
+	//
+	//	eddy.error        the serde's error message
+	//	eddy.error.field  "key" or "value"
+	//	eddy.topic        the record's topic
+	//	eddy.partition    its partition, in decimal
+	//	eddy.offset       its offset, in decimal
+	//	eddy.task         the task that read it, such as "0_3"
+	//
+	// Dead letters are counted in Metrics.DeadLetterRecords.
+	DecodeDeadLetter
+)
+
+// String returns the name of the constant, as in "DecodeSkip".
+func (d DecodeErrors) String() string {
+	switch d {
+	case DecodeFail:
+		return "DecodeFail"
+	case DecodeSkip:
+		return "DecodeSkip"
+	case DecodeDeadLetter:
+		return "DecodeDeadLetter"
+	}
+	return fmt.Sprintf("DecodeErrors(%d)", int(d))
 }
 
 const defaultCacheBytes = 8 << 20
@@ -99,6 +157,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("engine: set Log or Kafka, not both")
 	case o.MaxPollRecords < 0:
 		return fmt.Errorf("engine: MaxPollRecords must not be negative, got %d", o.MaxPollRecords)
+	case o.OnDecodeError < DecodeFail || o.OnDecodeError > DecodeDeadLetter:
+		return fmt.Errorf("engine: unknown OnDecodeError %s", o.OnDecodeError)
+	case o.DeadLetterTopic != "" && o.OnDecodeError != DecodeDeadLetter:
+		return fmt.Errorf("engine: DeadLetterTopic %q is set but OnDecodeError is %s, not DecodeDeadLetter", o.DeadLetterTopic, o.OnDecodeError)
 	}
 	return nil
 }

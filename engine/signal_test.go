@@ -21,6 +21,9 @@ import (
 const childEnv = "EDDY_ENGINE_TEST_CHILD_DIR"
 
 func TestMain(m *testing.M) {
+	if cfg := os.Getenv(crashChildEnv); cfg != "" {
+		os.Exit(runCrashChild(cfg))
+	}
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(runChild(dir))
 	}

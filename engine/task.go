@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -167,10 +168,12 @@ func (t *task) restore(ctx context.Context, name string, s restorable) error {
 		}
 		err := s.Restore(batch, r.Offset+1)
 		batch = batch[:0]
+		crashPoint("restore")
 		return err
 	})
 	if err == nil {
 		err = s.Restore(batch, bounds.End)
+		crashPoint("restore")
 	}
 	if err != nil {
 		return fmt.Errorf("store %s: restore from %s: %w", name, tp, err)
@@ -200,11 +203,66 @@ func (t *task) process(r *broker.Record) (err error) {
 	if err := src.ProcessRaw(&t.ctx, &t.raw); err != nil {
 		var de *operators.DecodeError
 		if errors.As(err, &de) {
-			return fmt.Errorf("engine: task %s: %w", t.id, err)
+			return t.badInput(r, de)
 		}
 		return fmt.Errorf("engine: task %s: record %s/%d@%d: %w", t.id, r.Topic, r.Partition, r.Offset, err)
 	}
 	return nil
+}
+
+// badInput handles a record whose key or value does not decode, as
+// Options.OnDecodeError says. A source returns a DecodeError before it
+// forwards anything, so skipping the record undoes nothing; returning nil
+// lets the worker consume its offset like any other's.
+func (t *task) badInput(r *broker.Record, de *operators.DecodeError) error {
+	w := t.w
+	switch w.e.opts.OnDecodeError {
+	case DecodeSkip:
+		t.logger.Warn("skipping a record that does not decode",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "field", de.Field, "error", de.Err)
+		w.skipped++
+		return nil
+	case DecodeDeadLetter:
+		w.sess.Send(t.deadLetter(r, de))
+		w.deadLettered++
+		if t.logger.IsDebug() {
+			t.logger.Debug("dead-lettered a record that does not decode",
+				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "field", de.Field, "error", de.Err)
+		}
+		return nil
+	}
+	return fmt.Errorf("engine: task %s: %w", t.id, de)
+}
+
+// deadLetter returns the dead letter of r: its raw key, value, timestamp
+// and headers, plus headers telling the error and where r came from. It
+// goes to partition (r's partition mod the topic's partition count).
+func (t *task) deadLetter(r *broker.Record, de *operators.DecodeError) broker.Record {
+	topic := t.w.e.opts.DeadLetterTopic
+	msg := de.Error()
+	if de.Err != nil {
+		msg = de.Err.Error()
+	}
+	h := make([]broker.Header, 0, len(r.Headers)+6)
+	for _, x := range r.Headers {
+		h = append(h, broker.Header{Key: x.Key, Value: clone(x.Value)})
+	}
+	h = append(h,
+		broker.Header{Key: "eddy.error", Value: []byte(msg)},
+		broker.Header{Key: "eddy.error.field", Value: []byte(de.Field)},
+		broker.Header{Key: "eddy.topic", Value: []byte(r.Topic)},
+		broker.Header{Key: "eddy.partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+		broker.Header{Key: "eddy.offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+		broker.Header{Key: "eddy.task", Value: []byte(t.id.String())},
+	)
+	return broker.Record{
+		Topic:     topic,
+		Partition: r.Partition % t.w.e.partitions[topic],
+		Timestamp: r.Timestamp,
+		Key:       clone(r.Key),
+		Value:     clone(r.Value),
+		Headers:   h,
+	}
 }
 
 // target returns the offset up to which a bounded run consumes tp, once known.

@@ -32,8 +32,9 @@ type worker struct {
 	owned map[broker.TopicPartition]int64
 
 	// Counters since the last commit, added to the engine's at commit.
-	in, out, late int64
-	dirty         bool // something to commit
+	in, out, late         int64
+	skipped, deadLettered int64 // input records that did not decode
+	dirty                 bool  // something to commit
 	// polled is set when a Poll returned records since the last commit:
 	// even if none was processed (past a bounded run's end), the session
 	// must see a Commit, since a Kafka session holds rebalances until then.
@@ -339,6 +340,7 @@ func (w *worker) commit(ctx context.Context) error {
 		w.lastCommit = time.Now()
 		return nil
 	}
+	crashPoint("commit.before-log")
 	ends, err := w.sess.Commit(ctx, offsets)
 	if errors.Is(err, broker.ErrFenced) {
 		w.logger.Warn("fenced: dropping uncommitted work and rejoining the group", "error", err)
@@ -349,8 +351,9 @@ func (w *worker) commit(ctx context.Context) error {
 		return w.restart()
 	}
 	if err != nil {
-		return fmt.Errorf("engine: worker %d: commit: %w", w.id, err)
+		return fmt.Errorf("engine: worker %d: commit transaction: %w", w.id, err)
 	}
+	crashPoint("commit.after-log")
 	for _, t := range w.tasks {
 		var stores map[string]int64
 		for name, topic := range t.changelogs {
@@ -364,7 +367,7 @@ func (w *worker) commit(ctx context.Context) error {
 		// The log commit succeeded: a failure here leaves the state DB
 		// behind its changelog, which a restart's restore catches up.
 		if err := t.state.Commit(stores); err != nil {
-			return fmt.Errorf("engine: task %s: apply state: %w", t.id, err)
+			return fmt.Errorf("engine: task %s: apply state after the log commit: %w", t.id, err)
 		}
 		for tp, pos := range t.pos {
 			t.committed[tp] = pos
@@ -376,12 +379,16 @@ func (w *worker) commit(ctx context.Context) error {
 			}
 		}
 	}
+	crashPoint("commit.after-state")
 	m := &w.e.metrics
 	m.recordsIn.Add(w.in)
 	m.recordsOut.Add(w.out)
 	m.late.Add(w.late)
+	m.skipped.Add(w.skipped)
+	m.deadLetters.Add(w.deadLettered)
 	m.commits.Add(1)
 	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
+	w.skipped, w.deadLettered = 0, 0
 	w.lastCommit = time.Now()
 	return nil
 }
@@ -394,6 +401,7 @@ func (w *worker) commit(ctx context.Context) error {
 // outlives the abort.
 func (w *worker) restart() error {
 	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
+	w.skipped, w.deadLettered = 0, 0
 	for id, t := range w.tasks {
 		t.state.Abort()
 		if err := t.state.Close(); err != nil {

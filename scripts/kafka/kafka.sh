@@ -189,6 +189,9 @@ min.insync.replicas=1
 
 # Tests: no wait before the first rebalance of a new group.
 group.initial.rebalance.delay.ms=0
+# The crash tests' instances use a 1.5 s session timeout, so a killed instance's
+# partitions move quickly (Kafka's minimum is 6 s by default).
+group.min.session.timeout.ms=1000
 
 # Fewer internal partitions than the defaults (50): created faster on a 2-core machine.
 offsets.topic.num.partitions=10
