@@ -3,7 +3,23 @@
 // event time, 10% of events up to 2 s out of order, counted per key in
 // one-minute tumbling windows with 5 s grace, emitted on window close.
 //
+// ResumeAfterKill measures recovery: a child process counts records per
+// key (ResumeTopology) into a state of 1k, 100k or 1M keys on the
+// embedded log on disk, then keeps processing a trickle of new records;
+// the benchmark kills it with SIGKILL at a random moment (the seed is
+// printed) and restarts it on the same directory. It reports the time
+// from the restart's exec to the first commit of a newly processed record
+// (resume-ms; the child's engine.Open and Run-to-first-commit apart), the
+// changelog records replayed at start, which must be no more than the
+// uncommitted tail, and the state and log sizes on disk. Each iteration
+// kills the child the previous one resumed, so -benchtime 10x measures
+// ten resumes of one state, built once and untimed. At the end every key
+// gets one more record and its final count is checked against the input.
+// -resume.cpuprofile, -resume.trace and -resume.log write each resumed
+// child's CPU profile, execution trace or debug log to a directory.
+//
 // Run them with `make bench`, or:
 //
 //	go test -run '^$' -bench WA1 -benchtime 1x ./benchmarks/ -wa1.events 1000000
+//	go test -run '^$' -bench ResumeAfterKill -benchtime 5x ./benchmarks/ -resume.keys 1M
 package benchmarks
