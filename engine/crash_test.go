@@ -11,7 +11,8 @@ package engine_test
 // make test runs TestCrashEmbedded (20 kills) and TestCrashKafka (5 kills,
 // kfake); make test-crash raises the counts (EDDY_CRASH_KILLS,
 // EDDY_CRASH_KAFKA_KILLS) and adds TestRealKafkaCrash. A failing run is
-// replayed with -seed.
+// replayed with -seed; EDDY_CRASH_LOG=debug (or info) logs the children's
+// engines to stderr and prints the final run's log.
 
 import (
 	"bufio"
