@@ -149,6 +149,8 @@ type WindowAggregate[K, V, A any] struct {
 	AggSerde  serde.Serde[A]
 	Fold      Fold[K, V, A]
 	Out       Downstream[window.Windowed[K], Change[A]]
+	// Late receives the records that missed a window (nil: only counted).
+	Late *LateRecords[K, V]
 
 	store *state.WindowStore
 	// streamTime and closedUpTo mirror the store's meta: every window
@@ -238,8 +240,10 @@ func (w *WindowAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
 			return err
 		}
 	}
-	if late && ctx.Late != nil {
-		ctx.Late(w.Name)
+	if late {
+		if err := w.Late.Drop(ctx, w.Name, r); err != nil {
+			return fmt.Errorf("operator %s: late records: %w", w.Name, err)
+		}
 	}
 	if closeTime >= w.Spec.NextEnd(w.closedUpTo) {
 		return w.close(ctx, closeTime)

@@ -113,6 +113,9 @@ func (b *Builder) Build() (*Topology, error) {
 				s.Sinks = append(s.Sinks, n.topic)
 			}
 		}
+		if n.lateTopic != "" && !slices.Contains(s.Sinks, n.lateTopic) {
+			s.Sinks = append(s.Sinks, n.lateTopic)
+		}
 		if n.store != nil {
 			s.Stores = append(s.Stores, Store{Name: n.store.name, Kind: n.store.kind, Changelog: b.app + "-" + n.store.name + "-changelog"})
 		}
@@ -148,6 +151,9 @@ func (t *Topology) Topics() []Topic {
 			add(Topic{Name: n.topic, Role: RoleRepartition, Writer: n.sub, Partitions: n.partitions})
 		case kindSink:
 			add(Topic{Name: n.topic, Role: RoleSink, Writer: -1})
+		}
+		if n.lateTopic != "" {
+			add(Topic{Name: n.lateTopic, Role: RoleSink, Writer: -1})
 		}
 	}
 	for _, s := range t.subs {

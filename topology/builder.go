@@ -88,7 +88,9 @@ type node struct {
 	topic    string // sources and sinks
 	// partitions of a repartition topic, 0 for the default.
 	partitions int32
-	store      *storeSpec
+	// lateTopic receives the records a windowed operator drops as late.
+	lateTopic string
+	store     *storeSpec
 	// build instantiates the operator for one task, its children built.
 	build func(bc *buildCtx) (any, error)
 	sub   int
@@ -127,6 +129,7 @@ type Option func(*options)
 type options struct {
 	name       string
 	partitions int32
+	lateTopic  string
 }
 
 // Named names an operator. A stateful operator's name also names its
@@ -138,6 +141,12 @@ func Named(name string) Option { return func(o *options) { o.name = name } }
 // operator reads from after a key change. Default: as many as the
 // sub-topology writing it has tasks.
 func Partitions(n int32) Option { return func(o *options) { o.partitions = n } }
+
+// LateRecordsTo makes a windowed aggregation write every record it drops
+// as late (past its window's end plus grace) to topic, unchanged, besides
+// counting it in the engine's LateRecords metric. The stream's key and
+// value serdes encode them. Other operators ignore it.
+func LateRecordsTo(topic string) Option { return func(o *options) { o.lateTopic = topic } }
 
 func applyOptions(opts []Option) options {
 	var o options

@@ -36,6 +36,9 @@ func (d Description) String() string {
 					fmt.Fprintf(&sb, "    Processor: %s (%s)\n", n.name, n.op)
 				}
 			}
+			if n.lateTopic != "" {
+				fmt.Fprintf(&sb, "      late records --> topic %s\n", n.lateTopic)
+			}
 			if len(n.children) > 0 {
 				fmt.Fprintf(&sb, "      --> %s\n", names(n.children))
 			}
@@ -101,9 +104,11 @@ func (d Description) Mermaid() string {
 		sb.WriteString("  end\n")
 	}
 	for _, n := range t.nodes {
-		if n.topic != "" && !topics[n.topic] {
-			topics[n.topic] = true
-			fmt.Fprintf(&sb, "  %s([\"%s\"])\n", topicID(n.topic), n.topic)
+		for _, tp := range []string{n.topic, n.lateTopic} {
+			if tp != "" && !topics[tp] {
+				topics[tp] = true
+				fmt.Fprintf(&sb, "  %s([\"%s\"])\n", topicID(tp), tp)
+			}
 		}
 	}
 	for _, n := range t.nodes {
@@ -112,6 +117,9 @@ func (d Description) Mermaid() string {
 			fmt.Fprintf(&sb, "  %s --> n%d\n", topicID(n.topic), n.id)
 		case kindSink, kindRepartitionSink:
 			fmt.Fprintf(&sb, "  n%d --> %s\n", n.id, topicID(n.topic))
+		}
+		if n.lateTopic != "" {
+			fmt.Fprintf(&sb, "  n%d -. late .-> %s\n", n.id, topicID(n.lateTopic))
 		}
 		for _, c := range n.children {
 			fmt.Fprintf(&sb, "  n%d --> n%d\n", n.id, c.id)

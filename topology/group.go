@@ -163,10 +163,11 @@ func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operat
 		b.errorf("%s %q: missing aggregate serde", op, name)
 	}
 	ks, spec, final := g.s.keySerde, w.spec, w.emitFinal
+	late := lateRecords(g.s, n, op, name, o)
 	n.build = func(bc *buildCtx) (any, error) {
 		a := &operators.WindowAggregate[K, V, A]{
 			Name: name, Store: name, Spec: spec, EmitFinal: final,
-			KeySerde: ks, AggSerde: aggSerde, Fold: fold,
+			KeySerde: ks, AggSerde: aggSerde, Fold: fold, Late: late(),
 			Out: out[window.Windowed[K], operators.Change[A]](bc),
 		}
 		return a, a.Init(bc.ctx, bc.stores)
@@ -176,6 +177,24 @@ func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operat
 		wks = serde.Windowed(ks, spec.SizeMs())
 	}
 	return Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}
+}
+
+// lateRecords records the LateRecordsTo option on n, the node of a
+// windowed operator reading s, and returns a constructor of the per-task
+// LateRecords (nil without the option).
+func lateRecords[K, V any](s Stream[K, V], n *node, op, name string, o options) func() *operators.LateRecords[K, V] {
+	topic := o.lateTopic
+	if topic == "" {
+		return func() *operators.LateRecords[K, V] { return nil }
+	}
+	n.lateTopic = topic
+	ks, vs := s.keySerde, s.valueSerde
+	if ks == nil || vs == nil {
+		s.b.errorf("%s %q: LateRecordsTo(%q) needs the stream's key and value serdes: set them with WithKeySerde and WithValueSerde", op, name, topic)
+	}
+	return func() *operators.LateRecords[K, V] {
+		return &operators.LateRecords[K, V]{Topic: topic, KeySerde: ks, ValueSerde: vs}
+	}
 }
 
 // CountWindows counts the records of each key and window.
@@ -220,6 +239,20 @@ func TableFrom[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valu
 		return t, t.Init(bc.ctx, bc.stores)
 	}
 	return Table[K, V]{b: b, n: n, keySerde: keySerde, valueSerde: valueSerde}
+}
+
+// WithKeySerde returns t with its key serde set: the serde To writes keys
+// with, e.g. to write a windowed key in another format.
+func (t Table[K, V]) WithKeySerde(ks serde.Serde[K]) Table[K, V] {
+	t.keySerde = ks
+	return t
+}
+
+// WithValueSerde returns t with its value serde set: the serde To writes
+// values with.
+func (t Table[K, V]) WithValueSerde(vs serde.Serde[V]) Table[K, V] {
+	t.valueSerde = vs
+	return t
 }
 
 // ToStream returns the stream of the table's updates: each new value of a
