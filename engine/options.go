@@ -47,6 +47,14 @@ type Options struct {
 	// MaxPollRecords bounds the records a worker takes per poll.
 	// Default 10000.
 	MaxPollRecords int
+	// MaxTaskIdle is how long a task with several input partitions (a
+	// join, or a stream and a table) waits for an input that has nothing
+	// fetched, before it processes its other inputs out of timestamp
+	// order. It waits only while the log holds records of that input past
+	// its position, like Kafka Streams' max.task.idle.ms = 0. Default 0:
+	// at most one CommitInterval. Negative: never wait; records are still
+	// taken in timestamp order among those fetched.
+	MaxTaskIdle time.Duration
 	// Bounded treats the input as finite: the records in the source
 	// topics when Run starts. When a task has consumed all of its input,
 	// its windows are closed as if stream-time had reached the end of

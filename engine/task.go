@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -41,6 +42,12 @@ type task struct {
 	// target never changes, so the per-record check takes no lock.
 	targets map[broker.TopicPartition]int64
 	lastTs  int64 // timestamp of the record being processed, for changelog records
+	// inputs buffers the records of a task with several input
+	// partitions, so that it processes them in timestamp order (see
+	// order.go); nil for a single input. buffered counts them.
+	inputs       []*inputQueue
+	buffered     int
+	waitingSince time.Time // when the task began to wait for an empty input
 	// finishing is set once a bounded task has flushed its windows and
 	// waits for the commit that makes that visible; finished after it.
 	finishing, finished bool
@@ -65,6 +72,9 @@ func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32,
 		tp := broker.TopicPartition{Topic: src, Partition: p}
 		t.pos[tp] = start[tp]
 		t.committed[tp] = start[tp]
+		if len(sub.Sources) > 1 {
+			t.inputs = append(t.inputs, &inputQueue{tp: tp})
+		}
 	}
 	e := w.e
 	t.ctx = operators.Context{

@@ -114,9 +114,15 @@ func (w *worker) run(ctx context.Context) (err error) {
 		}
 		w.polled = w.polled || len(f.Records) > 0
 		for i := range f.Records {
-			if err := w.process(&f.Records[i]); err != nil {
+			if err := w.enqueue(&f.Records[i]); err != nil {
 				return err
 			}
+		}
+		if err := w.drain(ctx); err != nil {
+			if stoppedBy(ctx, err) {
+				return nil
+			}
+			return err
 		}
 		if w.e.progress != nil {
 			if err := w.finishComplete(ctx, len(f.Records) == 0); err != nil {
