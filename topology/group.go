@@ -141,6 +141,9 @@ func (w WindowedStream[K, V]) EmitOnWindowClose() WindowedStream[K, V] {
 }
 
 func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operators.Fold[K, V, A], aggSerde serde.Serde[A], opts []Option) Table[window.Windowed[K], A] {
+	if w.spec.Kind() == window.KindSliding {
+		return slidingAggregate(w, op, fold, aggSerde, opts) // sliding.go
+	}
 	g := w.g
 	g.s.mustBeBuilt(op)
 	b := g.s.b

@@ -23,6 +23,9 @@ const (
 	KindTumbling Kind = iota + 1
 	// KindHopping windows are fixed-size and advance by less than their size, so they overlap.
 	KindHopping
+	// KindSliding windows [start, start+maxDiff], both ends inclusive, exist
+	// where records are: see Sliding.
+	KindSliding
 )
 
 func (k Kind) String() string {
@@ -31,6 +34,8 @@ func (k Kind) String() string {
 		return "tumbling"
 	case KindHopping:
 		return "hopping"
+	case KindSliding:
+		return "sliding"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -81,6 +86,8 @@ func (s Spec) Validate() error {
 	switch {
 	case s.kind == 0:
 		return fmt.Errorf("window: zero Spec: use window.Tumbling or window.Hopping")
+	case s.kind == KindSliding:
+		return s.validateSliding()
 	case s.size <= 0:
 		return fmt.Errorf("window: %s size must be at least 1ms, got %dms", s.kind, s.size)
 	case s.advance <= 0 || s.advance > s.size:
@@ -94,8 +101,11 @@ func (s Spec) Validate() error {
 // String describes the spec, e.g. "tumbling(size=1m0s, grace=10s)".
 func (s Spec) String() string {
 	d := func(ms int64) time.Duration { return time.Duration(ms) * time.Millisecond }
-	if s.kind == KindHopping {
+	switch s.kind {
+	case KindHopping:
 		return fmt.Sprintf("hopping(size=%s, advance=%s, grace=%s)", d(s.size), d(s.advance), d(s.grace))
+	case KindSliding:
+		return fmt.Sprintf("sliding(maxDiff=%s, grace=%s)", d(s.size), d(s.grace))
 	}
 	return fmt.Sprintf("%s(size=%s, grace=%s)", s.kind, d(s.size), d(s.grace))
 }
@@ -142,7 +152,8 @@ func mod(a, b int64) int64 {
 }
 
 // Windowed is the key of a windowed aggregate: the grouping key and the
-// window [Start, End) it covers, in milliseconds.
+// window [Start, End) it covers, in milliseconds. Sliding windows are the
+// exception: their End is inclusive, [Start, End] with End = Start+maxDiff.
 type Windowed[K any] struct {
 	Key        K
 	Start, End int64
