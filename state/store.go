@@ -593,6 +593,22 @@ func (s *KV) Get(key []byte) (value []byte, ok bool, err error) {
 	return v, ok, nil
 }
 
+// GetFlushed returns the value of key as of the store's last flush: what
+// OnFlush has forwarded downstream, ignoring writes still dirty in the
+// cache. Without a cache it is Get. It does not load key into the cache.
+// The returned slice is a copy.
+func (s *KV) GetFlushed(key []byte) (value []byte, ok bool, err error) {
+	if s.t.closed {
+		return nil, false, s.fail("get flushed", ErrClosed)
+	}
+	full := s.fullKey(nsData, key)
+	v, err := s.readStaged(full)
+	if err != nil {
+		return nil, false, s.fail("get flushed", err)
+	}
+	return v, v != nil, nil
+}
+
 // Put sets key to value. value must not be nil (use Delete); it may be
 // empty. The store copies key and value.
 func (s *KV) Put(key, value []byte) error {
