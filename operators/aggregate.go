@@ -226,12 +226,23 @@ func (w *WindowAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
 		}
 	}
 	closeTime := w.streamTime - w.Spec.GraceMs()
+	if closeTime > w.streamTime { // underflow: nothing has closed
+		closeTime = math.MinInt64
+	}
 	if w.kbuf, err = w.KeySerde.Encode(w.kbuf[:0], r.Key); err != nil {
 		return fmt.Errorf("operator %s: encode key: %w", w.Name, err)
 	}
 	late := false
 	size, adv := w.Spec.SizeMs(), w.Spec.AdvanceMs()
-	for start := w.Spec.FirstStart(r.Time); start <= r.Time; start += adv {
+	// Windows start at 0 or later (rule 1) and end by math.MaxInt64: a
+	// record outside them lands in no window. The bounds also keep
+	// FirstStart from walking up from a very negative time, and start
+	// from overflowing (adv <= size).
+	first, last := int64(0), min(r.Time, math.MaxInt64-size)
+	if r.Time >= 0 {
+		first = w.Spec.FirstStart(r.Time)
+	}
+	for start := first; start <= last; start += adv {
 		if start+size <= closeTime {
 			late = true
 			continue
@@ -301,4 +312,10 @@ func (w *WindowAggregate[K, V, A]) close(ctx *Context, closeTime int64) error {
 // Finish closes every window, as if stream-time had reached the end of time.
 func (w *WindowAggregate[K, V, A]) Finish(ctx *Context) error {
 	return w.close(ctx, math.MaxInt64)
+}
+
+// Reader returns a reader of the aggregates, for joins (ReadableTable).
+// It is valid once Init has run.
+func (a *Aggregate[K, V, A]) Reader(view TableView) TableReader[K, A] {
+	return &storeReader[K, A]{name: a.Store, store: a.store, keySerde: a.KeySerde, valueSerde: a.AggSerde, view: view}
 }

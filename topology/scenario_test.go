@@ -15,7 +15,8 @@ package topology_test
 // same output with each. Then:
 //
 //	<topic> <key> <value> <time>   feed one record to a source topic
-//	                               (value <nil>: a tombstone)
+//	                               (value <nil>: a tombstone; key
+//	                               <nil>: a nil key)
 //	finish                         end of input: Finish every operator
 //	commit                         flush the stores' caches and commit
 //	restart                        commit, close the tasks, rebuild them on
@@ -378,6 +379,9 @@ func runScenario(t *testing.T, sc *scenario, cache int) [][]string {
 			}
 			ts, _ := strconv.ParseInt(st.args[3], 10, 64)
 			rec := operators.RawRecord{Topic: topic, Timestamp: ts, Key: []byte(st.args[1]), Value: []byte(st.args[2])}
+			if st.args[1] == "<nil>" {
+				rec.Key = nil
+			}
 			if st.args[2] == "<nil>" {
 				rec.Value = nil
 			}
