@@ -353,7 +353,9 @@ type Metrics struct {
 	// SkippedRecords and DeadLetterRecords count the committed input
 	// records that did not decode and were skipped (DecodeSkip) or written
 	// to the dead-letter topic (DecodeDeadLetter). RecordsIn counts them
-	// too.
+	// too. SkippedRecords also counts, once per stateful operator, the
+	// records an aggregation or join dropped for their nil key (as Kafka
+	// Streams drops null keys there).
 	SkippedRecords, DeadLetterRecords int64
 }
 

@@ -88,6 +88,12 @@ func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32,
 				t.logger.Debug("late record dropped", "operator", op, "topic", t.ctx.Topic, "partition", t.ctx.InputPartition, "offset", t.ctx.Offset)
 			}
 		},
+		Dropped: func(op, reason string) {
+			w.skipped++
+			if t.logger.IsDebug() {
+				t.logger.Debug("record dropped", "operator", op, "reason", reason, "topic", t.ctx.Topic, "partition", t.ctx.InputPartition, "offset", t.ctx.Offset)
+			}
+		},
 	}
 	t.state = e.db.NewTask(id.String())
 	var err error

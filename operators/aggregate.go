@@ -111,6 +111,9 @@ func (a *Aggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 
 // Process implements Processor.
 func (a *Aggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
+	if dropNilKey(ctx, a.Name) {
+		return nil
+	}
 	var err error
 	if a.kbuf, err = a.KeySerde.Encode(a.kbuf[:0], r.Key); err != nil {
 		return fmt.Errorf("operator %s: encode key: %w", a.Name, err)
@@ -218,6 +221,9 @@ func (w *WindowAggregate[K, V, A]) forward(ctx *Context, wkey, value, old []byte
 
 // Process implements Processor.
 func (w *WindowAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
+	if dropNilKey(ctx, w.Name) {
+		return nil
+	}
 	var err error
 	if r.Time > w.streamTime {
 		w.streamTime = r.Time

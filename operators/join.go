@@ -233,12 +233,18 @@ func (j *StreamJoin[K, L, R, O]) Right() Processor[K, R] { return joinRightInput
 type joinLeftInput[K, L, R, O any] struct{ j *StreamJoin[K, L, R, O] }
 
 func (p joinLeftInput[K, L, R, O]) Process(ctx *Context, r Record[K, L]) error {
+	if dropNilKey(ctx, p.j.Name) {
+		return nil
+	}
 	return p.j.processLeft(ctx, r)
 }
 
 type joinRightInput[K, L, R, O any] struct{ j *StreamJoin[K, L, R, O] }
 
 func (p joinRightInput[K, L, R, O]) Process(ctx *Context, r Record[K, R]) error {
+	if dropNilKey(ctx, p.j.Name) {
+		return nil
+	}
 	return p.j.processRight(ctx, r)
 }
 

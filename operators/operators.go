@@ -102,6 +102,27 @@ type Context struct {
 	Partitions func(topic string) int32
 	// Late is called for every record an operator drops as late.
 	Late func(operator string)
+	// NilKey is set while a record whose key was nil in its topic passes
+	// through the operators of its sub-topology. Stateful operators drop
+	// such records, as Kafka Streams does: a nil key cannot be grouped or
+	// joined. A re-keyed stream goes through a repartition topic first,
+	// where its new key is never nil.
+	NilKey bool
+	// Dropped is called for every record a stateful operator drops for
+	// its nil key.
+	Dropped func(operator, reason string)
+}
+
+// dropNilKey reports whether the record being processed has a nil key and
+// must be dropped by the stateful operator op, and reports the drop.
+func dropNilKey(ctx *Context, op string) bool {
+	if !ctx.NilKey {
+		return false
+	}
+	if ctx.Dropped != nil {
+		ctx.Dropped(op, "nil key")
+	}
+	return true
 }
 
 // Graph is a sub-topology instantiated for one task.

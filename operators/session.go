@@ -184,6 +184,9 @@ func (s *SessionAggregate[K, V, A]) closeTime() int64 {
 
 // Process implements Processor.
 func (s *SessionAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
+	if dropNilKey(ctx, s.Name) {
+		return nil
+	}
 	var err error
 	if s.kbuf, err = s.KeySerde.Encode(s.kbuf[:0], r.Key); err != nil {
 		return fmt.Errorf("operator %s: encode key: %w", s.Name, err)

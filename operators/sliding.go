@@ -169,6 +169,9 @@ func (s *SlidingAggregate[K, V, A]) forward(ctx *Context, start int64, kb, value
 
 // Process implements Processor.
 func (s *SlidingAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
+	if dropNilKey(ctx, s.Name) {
+		return nil
+	}
 	if r.Time < 0 {
 		return nil // windows start at 0: no window can hold it
 	}

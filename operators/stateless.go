@@ -13,11 +13,13 @@ type Source[K, V any] struct {
 }
 
 // ProcessRaw implements RawProcessor. Tombstones (nil values) carry no
-// value to a stream and are skipped.
+// value to a stream and are skipped. A nil key decodes like an empty one
+// for stateless operators; ctx.NilKey tells stateful ones to drop it.
 func (s *Source[K, V]) ProcessRaw(ctx *Context, r *RawRecord) error {
 	if r.Value == nil {
 		return nil
 	}
+	ctx.NilKey = r.Key == nil
 	k, err := s.KeySerde.Decode(r.Key)
 	if err != nil {
 		return &DecodeError{r.Topic, r.Partition, r.Offset, "key", err}
@@ -26,7 +28,9 @@ func (s *Source[K, V]) ProcessRaw(ctx *Context, r *RawRecord) error {
 	if err != nil {
 		return &DecodeError{r.Topic, r.Partition, r.Offset, "value", err}
 	}
-	return s.Out.Forward(ctx, Record[K, V]{Key: k, Value: v, Time: r.Timestamp, Headers: r.Headers})
+	err = s.Out.Forward(ctx, Record[K, V]{Key: k, Value: v, Time: r.Timestamp, Headers: r.Headers})
+	ctx.NilKey = false
+	return err
 }
 
 // Sink encodes records and sends them to a topic, partitioned by the

@@ -101,6 +101,9 @@ type StreamTableJoin[K, V, T, O any] struct {
 
 // Process implements Processor for the stream's records.
 func (j *StreamTableJoin[K, V, T, O]) Process(ctx *Context, r Record[K, V]) error {
+	if dropNilKey(ctx, j.Name) {
+		return nil
+	}
 	// A reader may run user code too (a table-table join's Joiner), and a
 	// lookup may run other operators (a cache eviction flushes).
 	ctx.Operator = j.Name

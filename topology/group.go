@@ -284,6 +284,12 @@ func (t Table[K, V]) To(topic string, opts ...Option) {
 		t.b.errorf("sink %q: empty topic name", n.name)
 	}
 	ks, vs := t.keySerde, t.valueSerde
+	if ks == nil {
+		t.b.errorf("To(%s) at %q: the table's key serde is unknown: set it with WithKeySerde", topic, n.name)
+	}
+	if vs == nil {
+		t.b.errorf("To(%s) at %q: the table's value serde is unknown (a join's result has none): set it with WithValueSerde", topic, n.name)
+	}
 	n.build = func(bc *buildCtx) (any, error) {
 		return &operators.TableSink[K, V]{Sink: operators.Sink[K, V]{Topic: topic, KeySerde: ks, ValueSerde: vs}}, nil
 	}

@@ -1,10 +1,13 @@
 package topology_test
 
 import (
+	"cmp"
 	"strings"
+	"time"
 
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/topology"
+	"github.com/eddyflow/eddy/window"
 )
 
 func init() { registerScenario("stateless", statelessScenario) }
@@ -29,5 +32,25 @@ func statelessScenario(p *scenarioParams) *topology.Builder {
 	)
 	br[0].WithValueSerde(serde.String()).To("digits")
 	br[1].WithValueSerde(serde.String()).To("words")
+	return b
+}
+
+func init() { registerScenario("nil-key", nilKeyScenario) }
+
+// nilKeyScenario feeds the string stream "in" to a pass-through sink
+// "pass", a Count ("count"), a 10ms tumbling count ("window", keys
+// printed key@start-end), and a 10ms join with the stream "right"
+// ("join"): rule 39's nil keys reach only "pass".
+func nilKeyScenario(p *scenarioParams) *topology.Builder {
+	b := topology.New("scenario")
+	in := topology.StreamFrom(b, "in", serde.String(), serde.String())
+	right := topology.StreamFrom(b, "right", serde.String(), serde.String())
+	// The empty key prints as "-".
+	topology.SelectKey(in, func(k, _ string) string { return cmp.Or(k, "-") }).WithKeySerde(serde.String()).To("pass")
+	in.GroupByKey().Count(topology.Named("count")).WithValueSerde(int64Text()).To("count")
+	topology.CountWindows(in.GroupByKey().WindowedBy(window.Tumbling(10*time.Millisecond)), topology.Named("window")).
+		WithKeySerde(windowedText()).WithValueSerde(int64Text()).To("window")
+	topology.Join(in, right, topology.JoinTimeDifference(10*time.Millisecond).Grace(time.Second),
+		func(_, l, r string) string { return l + "+" + r }, topology.Named("j")).WithValueSerde(serde.String()).To("join")
 	return b
 }

@@ -352,3 +352,17 @@ func TestTableJoinZeroTablePanics(t *testing.T) {
 	}()
 	topology.JoinTable(s, topology.Table[string, string]{}, func(_, v, t string) string { return v })
 }
+
+// TestTableToNeedsSerdes checks that writing a table whose value serde is
+// unknown (a join's result) is reported by Validate, not a panic at run
+// time.
+func TestTableToNeedsSerdes(t *testing.T) {
+	b := topology.New("app")
+	l := topology.TableFrom(b, "l", serde.String(), serde.String())
+	r := topology.TableFrom(b, "r", serde.String(), serde.String())
+	topology.JoinTables(l, r, func(_, a, b string) string { return a + b }).To("out")
+	err := b.Validate()
+	if err == nil || !strings.Contains(err.Error(), "To(out)") || !strings.Contains(err.Error(), "WithValueSerde") {
+		t.Fatalf("Validate() = %v, want an error naming To(out) and WithValueSerde", err)
+	}
+}
