@@ -2,7 +2,6 @@ package operators
 
 import (
 	"cmp"
-	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,17 +16,6 @@ import (
 	"github.com/eddyflow/eddy/state"
 	"github.com/eddyflow/eddy/window"
 )
-
-var windowAggSeedFlag = flag.Uint64("windowagg.seed", 0, "seed of the randomized windowed aggregation tests (0: random)")
-
-func windowAggSeed(t *testing.T) uint64 {
-	seed := *windowAggSeedFlag
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -windowagg.seed=%d)", seed, seed)
-	return seed
-}
 
 // waggWindow is a window of one key.
 type waggWindow struct {
@@ -337,7 +325,7 @@ func (m *waggModel) finish() { m.close(func(int64) bool { return true }) }
 func TestWindowAggregateModel(t *testing.T) {
 	for i := range 40 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := windowAggSeed(t)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 3))
 			size := 1 + r.Int64N(40)
 			spec := window.Tumbling(time.Duration(size) * time.Millisecond)

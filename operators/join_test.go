@@ -3,7 +3,6 @@ package operators
 import (
 	"bytes"
 	"cmp"
-	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,17 +16,6 @@ import (
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/state"
 )
-
-var joinSeedFlag = flag.Uint64("join.seed", 0, "seed of the randomized join tests (0: random)")
-
-func joinSeed(t *testing.T) uint64 {
-	seed := *joinSeedFlag
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -join.seed=%d)", seed, seed)
-	return seed
-}
 
 var joinTimes = []int64{math.MinInt64, math.MinInt64 + 1, -1001, -1, 0, 1, 999, 1000, math.MaxInt64 - 1, math.MaxInt64}
 
@@ -475,7 +463,7 @@ func (m *joinModel) process(side int, key, val string, t int64) {
 func TestStreamJoinModel(t *testing.T) {
 	for i := range 25 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := joinSeed(t)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 2))
 			kind := []string{"inner", "left", "outer"}[r.IntN(3)]
 			before, after := r.Int64N(30), r.Int64N(30)

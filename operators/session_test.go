@@ -3,7 +3,6 @@ package operators
 import (
 	"bytes"
 	"cmp"
-	"flag"
 	"fmt"
 	"maps"
 	"math"
@@ -20,8 +19,6 @@ import (
 	"github.com/eddyflow/eddy/state"
 	"github.com/eddyflow/eddy/window"
 )
-
-var sessionSeedFlag = flag.Uint64("session.seed", 0, "seed of the randomized session window tests (0: random)")
 
 func TestSessionIndexKeys(t *testing.T) {
 	keys := [][]byte{{}, []byte("A"), []byte("AA"), []byte("A\x00"), bytes.Repeat([]byte{0xff}, 200)}
@@ -364,11 +361,7 @@ func sessionTable(lines []string) map[string]string {
 func TestSessionModel(t *testing.T) {
 	for i := range 40 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := *sessionSeedFlag
-			if seed == 0 {
-				seed = rand.Uint64()
-			}
-			t.Logf("seed %d (replay with -run 'TestSessionModel/^%d$' -session.seed=%d)", seed, i, seed)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 3))
 			gap := 1 + r.Int64N(20)
 			grace := []int64{0, 0, r.Int64N(20), r.Int64N(200)}[r.IntN(4)]

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -20,17 +19,6 @@ import (
 	"github.com/eddyflow/eddy/state"
 	"github.com/eddyflow/eddy/window"
 )
-
-var slidingSeedFlag = flag.Uint64("sliding.seed", 0, "seed of the randomized sliding-window tests (0: random)")
-
-func slidingSeed(t *testing.T) uint64 {
-	seed := *slidingSeedFlag
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -sliding.seed=%d)", seed, seed)
-	return seed
-}
 
 func TestSlidingIndexKey(t *testing.T) {
 	keys := [][]byte{{}, []byte("A"), []byte("AA"), []byte("A\x00"), bytes.Repeat([]byte{0xff}, 200)}
@@ -635,7 +623,7 @@ func lastPerWindow(lines []string) map[string]string {
 func TestSlidingModel(t *testing.T) {
 	for i := range 40 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := slidingSeed(t)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 3))
 			d := []int64{0, 1, 5, 10, 20, r.Int64N(50)}[r.IntN(6)]
 			grace := []int64{0, 0, r.Int64N(20), r.Int64N(200)}[r.IntN(4)]

@@ -1,7 +1,6 @@
 package operators
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -14,17 +13,6 @@ import (
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/state"
 )
-
-var tableJoinSeedFlag = flag.Uint64("tablejoin.seed", 0, "seed of the randomized table join tests (0: random)")
-
-func tableJoinSeed(t *testing.T) uint64 {
-	seed := *tableJoinSeedFlag
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -tablejoin.seed=%d)", seed, seed)
-	return seed
-}
 
 func orNull(v string, ok bool) string {
 	if !ok {
@@ -249,7 +237,7 @@ func randomTableOp(r *rand.Rand, ts *int64, seq int) (side int, key, value strin
 func TestTableJoinModel(t *testing.T) {
 	for i := range 30 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := tableJoinSeed(t)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 3))
 			kind := []string{"inner", "left", "outer"}[r.IntN(3)]
 			base := []int64{0, -1000, 1 << 40}[r.IntN(3)]
@@ -299,7 +287,7 @@ func TestTableJoinModel(t *testing.T) {
 func TestStreamTableJoinModel(t *testing.T) {
 	for i := range 30 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := tableJoinSeed(t)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 4))
 			kind := []string{"inner", "left", "outer"}[r.IntN(3)]
 			cache := []int{0, 64, 1 << 20}[r.IntN(3)]
@@ -476,7 +464,7 @@ func (failingReader) Get(string) (string, int64, bool, error) {
 func TestTableJoinCachedConsistency(t *testing.T) {
 	for i := range 30 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := tableJoinSeed(t)
+			seed := testSeed(t)
 			r := rand.New(rand.NewPCG(seed, 5))
 			kind := []string{"inner", "left", "outer"}[r.IntN(3)]
 			cache := []int{64, 1 << 20}[r.IntN(2)]

@@ -1,7 +1,6 @@
 package topology_test
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -188,8 +187,6 @@ func TestTableGroupValidate(t *testing.T) {
 	topology.GroupedTable[string, string]{}.Count()
 }
 
-var tableGroupSeedFlag = flag.Uint64("tablegroup.seed", 0, "seed of the randomized table-group tests (0: random)")
-
 // tableGroupModel is the naive reference: the input table's current rows,
 // and the groups every aggregate holds a row for. Every aggregate is
 // recomputed from the rows.
@@ -290,11 +287,7 @@ func TestTableGroupModel(t *testing.T) {
 	}
 	for i := range 25 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			seed := *tableGroupSeedFlag
-			if seed == 0 {
-				seed = rand.Uint64()
-			}
-			t.Logf("seed %d (replay with -tablegroup.seed=%d)", seed, seed)
+			seed := testSeed(t)
 			rnd := rand.New(rand.NewPCG(seed, 3))
 			cache := []int{0, 0, 200, 1 << 20}[rnd.IntN(4)]
 			nkeys, ngroups := 1+rnd.IntN(8), 1+rnd.IntN(4)
