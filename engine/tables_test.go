@@ -79,12 +79,16 @@ func TestStreamTableJoinReference(t *testing.T) {
 // TestKafkaTablesReference runs the stream-table, table-table and table
 // aggregation reference checks on kfake.
 func TestKafkaTablesReference(t *testing.T) {
-	t.Run("stream-table-left", func(t *testing.T) {
-		streamTableReference(t, testSeed(t), openKafka(t, newKfake(t)), "left")
-	})
-	t.Run("table-table-outer", func(t *testing.T) {
-		tableTableReference(t, testSeed(t), openKafka(t, newKfake(t)), "outer")
-	})
+	for _, kind := range []string{"inner", "left"} {
+		t.Run("stream-table-"+kind, func(t *testing.T) {
+			streamTableReference(t, testSeed(t), openKafka(t, newKfake(t)), kind)
+		})
+	}
+	for _, kind := range []string{"inner", "left", "outer"} {
+		t.Run("table-table-"+kind, func(t *testing.T) {
+			tableTableReference(t, testSeed(t), openKafka(t, newKfake(t)), kind)
+		})
+	}
 	t.Run("table-group", func(t *testing.T) {
 		tableGroupReference(t, testSeed(t), openKafka(t, newKfake(t)))
 	})
