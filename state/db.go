@@ -115,7 +115,7 @@ func Open(opts Options) (*DB, error) {
 	failed := pebbleguard.New(opts.Logger, "the state DB")
 	gate := pebbleguard.NewGate()
 	popts := &pebble.Options{
-		FS:                 pebbleguard.FS(opts.FS, failed),
+		FS:                 pebbleguard.FSExpendableWAL(opts.FS, failed),
 		Cache:              cache,
 		MemTableSize:       opts.MemTableBytes,
 		DisableWAL:         opts.DisableWAL,

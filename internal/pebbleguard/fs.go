@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -19,11 +20,28 @@ import (
 // log rotation that ends the process (a panic unwinding through an unlock
 // of a mutex already unlocked, cockroachdb/pebble#2300); failing the DB
 // when the write fails makes the next write return the error instead.
-func FS(fs vfs.FS, f *Failure) vfs.FS { return failingFS{fs, f} }
+func FS(fs vfs.FS, f *Failure) vfs.FS { return failingFS{FS: fs, failed: f} }
+
+// FSExpendableWAL is FS for a DB whose write-ahead log is not its source
+// of truth: the state DB, whose committed changelog offsets travel with
+// its state and whose changelogs restore what it lacks. A failed
+// write-ahead log write fails f but is reported to Pebble as done, and
+// every write-ahead log write and sync after a failure is dropped and
+// reported done. Pebble then never holds a write-ahead log error, so a
+// log rotation cannot end the process (cockroachdb/pebble#2300), and the
+// log on disk stops at the failure: a restart recovers the DB up to
+// there, as after a crash, and restores the rest from the changelogs.
+// Logs Pebble creates after the failure live in memory only, so the
+// failed log stays the last one on disk, whose torn tail Open accepts.
+// The DB is useless once f failed; its owner must refuse writes.
+func FSExpendableWAL(fs vfs.FS, f *Failure) vfs.FS {
+	return failingFS{FS: fs, failed: f, expendableWAL: true}
+}
 
 type failingFS struct {
 	vfs.FS
-	failed *Failure
+	failed        *Failure
+	expendableWAL bool
 }
 
 func (ffs failingFS) Unwrap() vfs.FS { return ffs.FS }
@@ -36,7 +54,22 @@ func (ffs failingFS) fence(op, name string) error {
 	return nil
 }
 
+// discarded returns, for a write-ahead log of a failed DB with an
+// expendable log, a file in memory that Pebble may write and sync: a new
+// log on disk after the failed one would make Open treat the failed one's
+// torn tail as corruption, while the last log may end torn.
+func (ffs failingFS) discarded(name string) (vfs.File, bool) {
+	if !ffs.expendableWAL || !IsWAL(name) || ffs.failed.Err() == nil {
+		return nil, false
+	}
+	f, err := vfs.NewMem().Create(path.Base(name), vfs.WriteCategoryUnspecified)
+	return f, err == nil
+}
+
 func (ffs failingFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if f, ok := ffs.discarded(name); ok {
+		return f, nil
+	}
 	if err := ffs.fence("create", name); err != nil {
 		return nil, err
 	}
@@ -53,6 +86,9 @@ func (ffs failingFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, 
 }
 
 func (ffs failingFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if f, ok := ffs.discarded(newname); ok {
+		return f, nil
+	}
 	if err := ffs.fence("rename", oldname); err != nil {
 		return nil, err
 	}
@@ -62,7 +98,12 @@ func (ffs failingFS) ReuseForWrite(oldname, newname string, category vfs.DiskWri
 
 func (ffs failingFS) OpenDir(name string) (vfs.File, error) {
 	f, err := ffs.FS.OpenDir(name)
-	return ffs.wrap(f, name, err)
+	if err != nil {
+		return nil, err
+	}
+	// Creating a write-ahead log syncs its directory: with an expendable
+	// log, a failed DB drops those syncs too.
+	return failingFile{File: f, name: name, failed: ffs.failed, dropOnFailure: ffs.expendableWAL}, nil
 }
 
 func (ffs failingFS) Link(oldname, newname string) error {
@@ -104,7 +145,7 @@ func (ffs failingFS) wrap(f vfs.File, name string, err error) (vfs.File, error) 
 	if err != nil {
 		return nil, err
 	}
-	return failingFile{f, name, ffs.failed}, nil
+	return failingFile{File: f, name: name, failed: ffs.failed, dropOnFailure: ffs.expendableWAL && IsWAL(name)}, nil
 }
 
 // IsWAL reports whether name is a write-ahead log. A failed write-ahead
@@ -118,13 +159,27 @@ type failingFile struct {
 	vfs.File
 	name   string
 	failed *Failure
+	// dropOnFailure is set for the write-ahead logs and directories of
+	// FSExpendableWAL: their failed operations, and all of them once the
+	// DB failed, are dropped and reported done.
+	dropOnFailure bool
 }
 
+// errDropped is what do returns for an operation it dropped.
+var errDropped = errors.New("pebbleguard: dropped")
+
 // do runs op on the file unless the DB failed, and fails the DB if op
-// fails, naming the operation and the file unless its error does.
+// fails, naming the operation and the file unless its error does. A
+// dropped operation returns errDropped, which the caller reports to
+// Pebble as done.
 func (f failingFile) do(op string, fn func() error) error {
-	if f.failed.Err() != nil && !IsWAL(f.name) {
-		return &fs.PathError{Op: op, Path: f.name, Err: f.failed.fenced}
+	if f.failed.Err() != nil {
+		if f.dropOnFailure {
+			return errDropped
+		}
+		if !IsWAL(f.name) {
+			return &fs.PathError{Op: op, Path: f.name, Err: f.failed.fenced}
+		}
 	}
 	err := fn()
 	if err != nil {
@@ -134,6 +189,17 @@ func (f failingFile) do(op string, fn func() error) error {
 		} else {
 			f.failed.Set(&fs.PathError{Op: op, Path: f.name, Err: err})
 		}
+		if f.dropOnFailure {
+			return errDropped
+		}
+	}
+	return err
+}
+
+// done turns a dropped operation's error into success.
+func done(err error) error {
+	if err == errDropped {
+		return nil
 	}
 	return err
 }
@@ -143,6 +209,9 @@ func (f failingFile) Write(p []byte) (n int, err error) {
 		n, err = f.File.Write(p)
 		return err
 	})
+	if err == errDropped {
+		return len(p), nil
+	}
 	return n, err
 }
 
@@ -151,21 +220,27 @@ func (f failingFile) WriteAt(p []byte, off int64) (n int, err error) {
 		n, err = f.File.WriteAt(p, off)
 		return err
 	})
+	if err == errDropped {
+		return len(p), nil
+	}
 	return n, err
 }
 
 func (f failingFile) Preallocate(off, length int64) error {
-	return f.do("preallocate", func() error { return f.File.Preallocate(off, length) })
+	return done(f.do("preallocate", func() error { return f.File.Preallocate(off, length) }))
 }
 
-func (f failingFile) Sync() error { return f.do("sync", f.File.Sync) }
+func (f failingFile) Sync() error { return done(f.do("sync", f.File.Sync)) }
 
-func (f failingFile) SyncData() error { return f.do("sync", f.File.SyncData) }
+func (f failingFile) SyncData() error { return done(f.do("sync", f.File.SyncData)) }
 
 func (f failingFile) SyncTo(length int64) (full bool, err error) {
 	err = f.do("sync", func() (err error) {
 		full, err = f.File.SyncTo(length)
 		return err
 	})
+	if err == errDropped {
+		return true, nil
+	}
 	return full, err
 }
