@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -27,6 +28,8 @@ type inputQueue struct {
 	// one short of the end may be all there is.
 	end, stale int64
 	checked    time.Time
+	// probed is the last end probed for records (see moreInLog).
+	probed int64
 }
 
 // endRefresh bounds how often an empty input's end is read from the log.
@@ -153,5 +156,22 @@ func (w *worker) moreInLog(ctx context.Context, t *task, q *inputQueue) (bool, e
 		}
 		q.end, q.checked = bounds.End, time.Now()
 	}
-	return q.end > pos && q.end != q.stale, nil
+	if q.end <= pos || q.end == q.stale {
+		return false, nil
+	}
+	// One or two offsets short of the end may be transaction markers
+	// only (Kafka): read them once per end rather than wait in vain.
+	if q.end-pos <= 2 && q.probed != q.end {
+		q.probed = q.end
+		err := w.e.log.Read(ctx, q.tp, pos, q.end, func(broker.Record) error { return errFound })
+		switch {
+		case errors.Is(err, errFound):
+		case err != nil:
+			return false, fmt.Errorf("engine: worker %d: read %s: %w", w.id, q.tp, err)
+		default:
+			q.stale = q.end // markers only: caught up
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/engine"
@@ -73,5 +76,78 @@ func testTimestampOrder(t *testing.T, log broker.Log, pollRecords int) {
 				t.Fatalf("record at %d processed after one at %d (position %d of %d)", seen[i], seen[i-1], i, len(seen))
 			}
 		}
+	}
+}
+
+// TestKafkaOrderPastMarkers joins a stream with a table whose topic was
+// written in a transaction, so that its last offset is a commit marker:
+// the table's input then looks one record short of its end. The stream's
+// records are all later than the table's, so the task takes them only
+// once the table input counts as caught up; with MaxTaskIdle at an hour,
+// the join produces its output only if the task sees that the gap holds
+// no record rather than waiting for one.
+func TestKafkaOrderPastMarkers(t *testing.T) {
+	brokers := newKfake(t)
+	log := openKafka(t, brokers)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := log.CreateTopics(ctx, broker.TopicConfig{Name: "str", Partitions: 1}, broker.TopicConfig{Name: "tbl", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID("table-writer"), kgo.DefaultProduceTopic("tbl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		r := &kgo.Record{Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i), Timestamp: time.UnixMilli(int64(i))}
+		if err := tx.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var recs []broker.Record
+	for i := range n {
+		recs = append(recs, broker.Record{Topic: "str", Partition: 0, Key: fmt.Appendf(nil, "k%d", i%5), Value: fmt.Appendf(nil, "s%d", i), Timestamp: int64(1000 + i)})
+	}
+	if err := log.Produce(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+
+	b := topology.New("markers")
+	str := topology.StreamFrom(b, "str", serde.String(), serde.String())
+	tbl := topology.TableFrom(b, "tbl", serde.String(), serde.String())
+	topology.JoinTable(str, tbl, func(_, s, v string) string { return s + "|" + v }).WithValueSerde(serde.String()).To("out")
+	eng, err := engine.Open(b, engine.Options{InMemory: true, Log: log, Workers: 1, MaxTaskIdle: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	got := 0
+	for time.Now().Before(deadline) && got < n {
+		time.Sleep(50 * time.Millisecond)
+		if d, err := log.DescribeTopics(ctx, "out"); err != nil || len(d) == 0 {
+			continue
+		}
+		got = 0
+		for _, part := range readAll(t, log, "out") {
+			got += len(part)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got != n {
+		t.Fatalf("%d joined records after 30s, want %d: the task waited for records past a commit marker", got, n)
 	}
 }
