@@ -3,6 +3,12 @@
 // event time, 10% of events up to 2 s out of order, counted per key in
 // one-minute tumbling windows with 5 s grace, emitted on window close.
 //
+// WA1Loop is the ceiling: a hand-written single-goroutine loop doing WA1 in
+// a Go map over events already in memory, with no durability.
+// -wa1.results FILE makes BenchmarkWA1 and BenchmarkWA1Loop write their
+// final results (WriteWA1Results) to FILE.eddy and FILE.loop, which must be
+// byte-identical.
+//
 // ResumeAfterKill measures recovery: a child process counts records per
 // key (ResumeTopology) into a state of 1k, 100k or 1M keys on the
 // embedded log on disk, then keeps processing a trickle of new records;
