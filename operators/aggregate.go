@@ -57,6 +57,22 @@ func changeOf[A any](s serde.Serde[A], value, old []byte) (Change[A], int64, err
 	return c, ts, nil
 }
 
+// forwardRows returns the OnFlush of a table's store (timestamped rows,
+// see changeOf): it forwards each flushed row downstream as a Change.
+func forwardRows[K, A any](ctx *Context, store string, ks serde.Serde[K], as serde.Serde[A], out Downstream[K, Change[A]]) func(key, value, old []byte) error {
+	return func(key, value, old []byte) error {
+		k, err := ks.Decode(key)
+		if err != nil {
+			return fmt.Errorf("store %s: decode key: %w", store, err)
+		}
+		c, ts, err := changeOf(as, value, old)
+		if err != nil {
+			return fmt.Errorf("store %s: %w", store, err)
+		}
+		return out.Forward(ctx, Record[K, Change[A]]{Key: k, Value: c, Time: ts})
+	}
+}
+
 // foldStored folds r into the stored aggregate old (if found) and appends
 // the encoded result, stamped with the newest input time, to dst.
 func foldStored[K, V, A any](ctx *Context, op, store string, s serde.Serde[A], fold Fold[K, V, A], r Record[K, V], old []byte, found bool, dst []byte) ([]byte, error) {
@@ -95,17 +111,7 @@ type Aggregate[K, V, A any] struct {
 // cache flushes them, so hot keys are throttled to one update per commit.
 func (a *Aggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	var err error
-	a.store, err = stores.KV(a.Store, state.StoreConfig{OnFlush: func(key, value, old []byte) error {
-		k, err := a.KeySerde.Decode(key)
-		if err != nil {
-			return fmt.Errorf("store %s: decode key: %w", a.Store, err)
-		}
-		c, ts, err := changeOf(a.AggSerde, value, old)
-		if err != nil {
-			return fmt.Errorf("store %s: %w", a.Store, err)
-		}
-		return a.Out.Forward(ctx, Record[K, Change[A]]{Key: k, Value: c, Time: ts})
-	}})
+	a.store, err = stores.KV(a.Store, state.StoreConfig{OnFlush: forwardRows(ctx, a.Store, a.KeySerde, a.AggSerde, a.Out)})
 	return err
 }
 
@@ -177,29 +183,15 @@ func (w *WindowAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	if w.store, err = stores.Window(w.Store, cfg); err != nil {
 		return err
 	}
-	if w.streamTime, err = w.loadMeta(metaStreamTime); err != nil {
+	if w.streamTime, err = getMetaInt(w.store, metaStreamTime, math.MinInt64); err != nil {
 		return err
 	}
-	w.closedUpTo, err = w.loadMeta(metaClosedUpTo)
+	w.closedUpTo, err = getMetaInt(w.store, metaClosedUpTo, math.MinInt64)
 	return err
 }
 
-func (w *WindowAggregate[K, V, A]) loadMeta(name string) (int64, error) {
-	b, ok, err := w.store.GetMeta(name)
-	switch {
-	case err != nil:
-		return 0, err
-	case !ok:
-		return math.MinInt64, nil
-	case len(b) != 8:
-		return 0, fmt.Errorf("store %s: meta %s: want 8 bytes, got %d", w.Store, name, len(b))
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
-}
-
 func (w *WindowAggregate[K, V, A]) putMeta(name string, v int64) error {
-	w.mbuf = binary.BigEndian.AppendUint64(w.mbuf[:0], uint64(v))
-	return w.store.PutMeta(name, w.mbuf)
+	return putMetaInt(w.store, name, v, &w.mbuf)
 }
 
 func (w *WindowAggregate[K, V, A]) forward(ctx *Context, wkey, value, old []byte) error {

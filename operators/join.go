@@ -201,27 +201,8 @@ func joinRetention(before, after, grace int64) int64 {
 	return max(before+after+grace, 1)
 }
 
-type metaStore interface {
-	GetMeta(name string) ([]byte, bool, error)
-	PutMeta(name string, value []byte) error
-}
-
-func getMetaInt(s metaStore, name string, def int64) (int64, error) {
-	b, ok, err := s.GetMeta(name)
-	switch {
-	case err != nil:
-		return 0, err
-	case !ok:
-		return def, nil
-	case len(b) != 8:
-		return 0, fmt.Errorf("meta %s: want 8 bytes, got %d", name, len(b))
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
-}
-
 func (j *StreamJoin[K, L, R, O]) putMetaInt(s metaStore, name string, v int64) error {
-	j.mbuf = binary.BigEndian.AppendUint64(j.mbuf[:0], uint64(v))
-	return s.PutMeta(name, j.mbuf)
+	return putMetaInt(s, name, v, &j.mbuf)
 }
 
 // Left returns the processor of the left input.

@@ -147,8 +147,7 @@ func (s *SessionAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 }
 
 func (s *SessionAggregate[K, V, A]) putMeta(name string, v int64) error {
-	s.mbuf = binary.BigEndian.AppendUint64(s.mbuf[:0], uint64(v))
-	return s.store.PutMeta(name, s.mbuf)
+	return putMetaInt(s.store, name, v, &s.mbuf)
 }
 
 // flushed forwards a change of Store as the cache flushes it.

@@ -125,32 +125,18 @@ func (s *SlidingAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	if s.index, err = stores.KV(s.IndexStore, state.StoreConfig{}); err != nil {
 		return err
 	}
-	if s.streamTime, err = s.loadMeta(metaStreamTime, math.MinInt64); err != nil {
+	if s.streamTime, err = getMetaInt(s.store, metaStreamTime, math.MinInt64); err != nil {
 		return err
 	}
-	if s.unemitted, err = s.loadMeta(metaUnemittedFrom, math.MaxInt64); err != nil {
+	if s.unemitted, err = getMetaInt(s.store, metaUnemittedFrom, math.MaxInt64); err != nil {
 		return err
 	}
-	s.purgedBelow, err = s.loadMeta(metaPurgedBelow, 0)
+	s.purgedBelow, err = getMetaInt(s.store, metaPurgedBelow, 0)
 	return err
 }
 
-func (s *SlidingAggregate[K, V, A]) loadMeta(name string, def int64) (int64, error) {
-	b, ok, err := s.store.GetMeta(name)
-	switch {
-	case err != nil:
-		return 0, err
-	case !ok:
-		return def, nil
-	case len(b) != 8:
-		return 0, fmt.Errorf("store %s: meta %s: want 8 bytes, got %d", s.Store, name, len(b))
-	}
-	return int64(binary.BigEndian.Uint64(b)), nil
-}
-
 func (s *SlidingAggregate[K, V, A]) putMeta(name string, v int64) error {
-	s.mbuf = binary.BigEndian.AppendUint64(s.mbuf[:0], uint64(v))
-	return s.store.PutMeta(name, s.mbuf)
+	return putMetaInt(s.store, name, v, &s.mbuf)
 }
 
 // forward sends the aggregate of window (start, kb) downstream.

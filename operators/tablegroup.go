@@ -262,17 +262,7 @@ type TableAggregate[K, V, A any] struct {
 // Init opens the operator's store.
 func (a *TableAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	var err error
-	a.store, err = stores.KV(a.Store, state.StoreConfig{OnFlush: func(key, value, old []byte) error {
-		k, err := a.KeySerde.Decode(key)
-		if err != nil {
-			return fmt.Errorf("store %s: decode key: %w", a.Store, err)
-		}
-		c, ts, err := changeOf(a.AggSerde, value, old)
-		if err != nil {
-			return fmt.Errorf("store %s: %w", a.Store, err)
-		}
-		return a.Out.Forward(ctx, Record[K, Change[A]]{Key: k, Value: c, Time: ts})
-	}})
+	a.store, err = stores.KV(a.Store, state.StoreConfig{OnFlush: forwardRows(ctx, a.Store, a.KeySerde, a.AggSerde, a.Out)})
 	return err
 }
 
