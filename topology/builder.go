@@ -148,6 +148,23 @@ func Partitions(n int32) Option { return func(o *options) { o.partitions = n } }
 // value serdes encode them. Other operators ignore it.
 func LateRecordsTo(topic string) Option { return func(o *options) { o.lateTopic = topic } }
 
+// operatorName returns the name of a stateful operator op: its Named
+// option, or "<op>-<id>" with the id the operator's node will get.
+func (b *Builder) operatorName(op string, o options) string {
+	if o.name != "" {
+		return o.name
+	}
+	return op + "-" + itoa(len(b.nodes))
+}
+
+// emitMode describes a windowed aggregation's emission, for Describe.
+func emitMode(final bool) string {
+	if final {
+		return "emit on window close"
+	}
+	return "emit on update"
+}
+
 func applyOptions(opts []Option) options {
 	var o options
 	for _, f := range opts {

@@ -53,24 +53,27 @@ func (g Grouped[K, V]) source(op, name string, partitions int32) *node {
 	return src
 }
 
+// checkSerdes records the serdes an aggregation op of g named name lacks:
+// the grouped stream's key serde, and its aggregate serde if aggMissing.
+func (g Grouped[K, V]) checkSerdes(op, name string, aggMissing bool) {
+	if g.s.keySerde == nil {
+		g.s.b.errorf("%s %q: the grouped stream's key serde is unknown: set it with WithKeySerde", op, name)
+	}
+	if aggMissing {
+		g.s.b.errorf("%s %q: missing aggregate serde", op, name)
+	}
+}
+
 // aggregate adds a key-value aggregation of g.
 func aggregate[K, V, A any](g Grouped[K, V], op string, fold operators.Fold[K, V, A], aggSerde serde.Serde[A], opts []Option) Table[K, A] {
 	g.s.mustBeBuilt(op)
 	b := g.s.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	from := g.source(op, name, o.partitions)
 	n := b.newNode(kindProcessor, op, name, from)
 	n.store = &storeSpec{name: name, kind: KeyValueStore}
-	if g.s.keySerde == nil {
-		b.errorf("%s %q: the grouped stream's key serde is unknown: set it with WithKeySerde", op, name)
-	}
-	if aggSerde == nil {
-		b.errorf("%s %q: missing aggregate serde", op, name)
-	}
+	g.checkSerdes(op, name, aggSerde == nil)
 	ks := g.s.keySerde
 	n.build = func(bc *buildCtx) (any, error) {
 		a := &operators.Aggregate[K, V, A]{Name: name, Store: name, KeySerde: ks, AggSerde: aggSerde, Fold: fold, Out: out[K, operators.Change[A]](bc)}
@@ -148,23 +151,12 @@ func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operat
 	g.s.mustBeBuilt(op)
 	b := g.s.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	from := g.source(op, name, o.partitions)
 	n := b.newNode(kindProcessor, "windowed-"+op, name, from)
-	emit := "emit on update"
-	if w.emitFinal {
-		emit = "emit on window close"
-	}
+	emit := emitMode(w.emitFinal)
 	n.store = &storeSpec{name: name, kind: WindowStore, detail: w.spec.String() + ", " + emit}
-	if g.s.keySerde == nil {
-		b.errorf("%s %q: the grouped stream's key serde is unknown: set it with WithKeySerde", op, name)
-	}
-	if aggSerde == nil {
-		b.errorf("%s %q: missing aggregate serde", op, name)
-	}
+	g.checkSerdes(op, name, aggSerde == nil)
 	ks, spec, final := g.s.keySerde, w.spec, w.emitFinal
 	late := lateRecords(g.s, n, op, name, o)
 	n.build = func(bc *buildCtx) (any, error) {

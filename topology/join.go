@@ -124,10 +124,7 @@ func join[K, L, R, O any](left Stream[K, L], right Stream[K, R], w JoinWindows, 
 		return Stream[K, O]{b: b, n: left.n}
 	}
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	if err := w.Validate(); err != nil {
 		b.errorf("%s %q: %w", op, name, err)
 	}

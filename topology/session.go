@@ -49,25 +49,14 @@ func sessionAggregate[K, V, A any](w SessionWindowedStream[K, V], op string, mer
 	g.s.mustBeBuilt(op)
 	b := g.s.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	from := g.source(op, name, o.partitions)
 	idx := b.newNode(kindProcessor, "session-index", name+"-index", from)
 	idx.store = &storeSpec{name: name + "-index", kind: KeyValueStore, detail: "sessions of " + name + " by key and by end"}
 	n := b.newNode(kindProcessor, "session-"+op, name, idx)
-	emit := "emit on update"
-	if w.emitFinal {
-		emit = "emit on window close"
-	}
+	emit := emitMode(w.emitFinal)
 	n.store = &storeSpec{name: name, kind: SessionStore, detail: w.spec.String() + ", " + emit}
-	if g.s.keySerde == nil {
-		b.errorf("%s %q: the grouped stream's key serde is unknown: set it with WithKeySerde", op, name)
-	}
-	if aggSerde == nil {
-		b.errorf("%s %q: missing aggregate serde", op, name)
-	}
+	g.checkSerdes(op, name, aggSerde == nil)
 	ks, spec, final := g.s.keySerde, w.spec, w.emitFinal
 	late := lateRecords(g.s, n, op, name, o)
 	// The aggregation node is built first (children before parents); the

@@ -23,26 +23,15 @@ func slidingAggregate[K, V, A any](w WindowedStream[K, V], op string, fold opera
 	g.s.mustBeBuilt(op)
 	b := g.s.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	from := g.source(op, name, o.partitions)
-	emit := "emit on update"
-	if w.emitFinal {
-		emit = "emit on window close"
-	}
+	emit := emitMode(w.emitFinal)
 	detail := w.spec.String() + ", " + emit
 	idx := b.newNode(kindProcessor, "sliding-index", name+"-index", from)
 	idx.store = &storeSpec{name: name + "-index", kind: KeyValueStore, detail: "windows by key, " + detail}
 	n := b.newNode(kindProcessor, "windowed-"+op, name, idx)
 	n.store = &storeSpec{name: name, kind: WindowStore, detail: detail}
-	if g.s.keySerde == nil {
-		b.errorf("%s %q: the grouped stream's key serde is unknown: set it with WithKeySerde", op, name)
-	}
-	if aggSerde == nil {
-		b.errorf("%s %q: missing aggregate serde", op, name)
-	}
+	g.checkSerdes(op, name, aggSerde == nil)
 	ks, spec, final := g.s.keySerde, w.spec, w.emitFinal
 	late := lateRecords(g.s, n, op, name, o)
 	n.build = func(bc *buildCtx) (any, error) {

@@ -123,10 +123,7 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], op string, add operators.
 	g.mustBeBuilt(op)
 	b := g.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	from := g.source(op, name, o.partitions)
 	n := b.newNode(kindProcessor, op, name, from)
 	n.store = &storeSpec{name: name, kind: KeyValueStore}

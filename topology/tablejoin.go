@@ -64,10 +64,7 @@ func streamTableJoin[K, V, T, O any](s Stream[K, V], t Table[K, T], op string, l
 	s.mustBeBuilt(op)
 	b := s.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	if !joinableTable(b, t, op, name) {
 		return Stream[K, O]{b: b, n: s.n}
 	}
@@ -139,10 +136,7 @@ func tableJoin[K, L, R, O any](l Table[K, L], r Table[K, R], op string, leftOute
 	}
 	b := l.b
 	o := applyOptions(opts)
-	name := o.name
-	if name == "" {
-		name = op + "-" + itoa(len(b.nodes))
-	}
+	name := b.operatorName(op, o)
 	if !joinableTable(b, l, op, name) || !joinableTable(b, r, op, name) {
 		return Table[K, O]{b: b, n: l.n}
 	}
