@@ -44,8 +44,11 @@ func (w *worker) maxBuffered() int { return 4 * w.e.opts.MaxPollRecords }
 func (w *worker) enqueue(r *broker.Record) error {
 	tp := broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}
 	t := w.byTP[tp]
-	if t == nil || t.inputs == nil {
-		return w.process(r)
+	if t == nil {
+		return fmt.Errorf("engine: worker %d: record of %s, which no task of this worker reads", w.id, tp)
+	}
+	if t.inputs == nil {
+		return w.process(t, tp, r)
 	}
 	for _, q := range t.inputs {
 		if q.tp == tp {
@@ -96,7 +99,7 @@ func (w *worker) drainTask(ctx context.Context, t *task) error {
 		next.recs[0] = nil
 		next.recs = next.recs[1:]
 		t.buffered--
-		if err := w.process(r); err != nil {
+		if err := w.process(t, next.tp, r); err != nil {
 			return err
 		}
 	}

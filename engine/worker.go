@@ -148,12 +148,9 @@ func stoppedBy(ctx context.Context, err error) bool {
 	return ctx.Err() != nil && errors.Is(err, ctx.Err())
 }
 
-func (w *worker) process(r *broker.Record) error {
-	tp := broker.TopicPartition{Topic: r.Topic, Partition: r.Partition}
-	t := w.byTP[tp]
-	if t == nil {
-		return fmt.Errorf("engine: worker %d: record of %s, which no task of this worker reads", w.id, tp)
-	}
+// process runs r, a record of t's input partition tp, through t, unless
+// it was processed before a rewind or lies past a bounded input's end.
+func (w *worker) process(t *task, tp broker.TopicPartition, r *broker.Record) error {
 	if r.Offset < t.pos[tp] {
 		return nil // already processed before a rewind
 	}
