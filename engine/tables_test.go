@@ -288,7 +288,8 @@ func TestTableGroupReference(t *testing.T) {
 func tableGroupReference(t *testing.T, seed uint64, log broker.Log) {
 	r := rand.New(rand.NewPCG(seed, 10))
 	parts := int32(1 + r.IntN(3))
-	t.Logf("partitions=%d", parts)
+	cache := []int{-1, 256, 1 << 20}[r.IntN(3)]
+	t.Logf("partitions=%d cache=%d", parts, cache)
 	b := topology.New("tg")
 	in := topology.TableFrom(b, "in", serde.String(), serde.String())
 	// A row "g:n" belongs to group g with the number n.
@@ -302,7 +303,7 @@ func tableGroupReference(t *testing.T, seed uint64, log broker.Log) {
 	grouped.Reduce(func(a, v int64) int64 { return a + v }, func(a, v int64) int64 { return a - v }, topology.Named("sum")).To("sum")
 
 	eng, err := engine.Open(b, engine.Options{InMemory: true, Log: log, Bounded: true, Workers: 1 + r.IntN(2),
-		CacheBytes: []int{-1, 256, 1 << 20}[r.IntN(3)], CommitInterval: time.Duration(1+r.IntN(20)) * time.Millisecond})
+		CacheBytes: cache, CommitInterval: time.Duration(1+r.IntN(20)) * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,12 +332,8 @@ func tableGroupReference(t *testing.T, seed uint64, log broker.Log) {
 	if err := eng.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Groups that ever had a row keep one (Kafka Streams keeps a group
-	// whose rows all left, with count 0).
+	// The groups holding rows at the end, with their count and sum.
 	wantCount, wantSum := map[string]int64{}, map[string]int64{}
-	for g := range touched {
-		wantCount[g], wantSum[g] = 0, 0
-	}
 	for _, v := range rows {
 		g, n := split(v)
 		wantCount[g]++
@@ -353,10 +350,24 @@ func tableGroupReference(t *testing.T, seed uint64, log broker.Log) {
 		}
 		return out
 	}
-	if diff := gocmp.Diff(wantCount, decode(finalTable(t, log, "count"))); diff != "" {
+	// A group whose rows all left keeps its row with 0 (as in Kafka
+	// Streams). Uncached, every group that ever had a row saw it; with a
+	// cache, a row that joined and left a group between two flushes never
+	// reached the group, so such a group may be absent.
+	gotCount := decode(finalTable(t, log, "count"))
+	gotSum := decode(finalTable(t, log, "sum"))
+	for g := range touched {
+		if _, ok := wantCount[g]; ok {
+			continue
+		}
+		if _, seen := gotCount[g]; cache < 0 || seen {
+			wantCount[g], wantSum[g] = 0, 0
+		}
+	}
+	if diff := gocmp.Diff(wantCount, gotCount); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
-	if diff := gocmp.Diff(wantSum, decode(finalTable(t, log, "sum"))); diff != "" {
+	if diff := gocmp.Diff(wantSum, gotSum); diff != "" {
 		t.Errorf("sums (-want +got):\n%s", diff)
 	}
 }
