@@ -200,6 +200,18 @@ func TestKickedOutMemberAborted(t *testing.T) {
 	start := time.Now()
 	pollFor(b, "b's assignment", func(f broker.Fetch) bool { return slices.Contains(f.Assigned, in) })
 	t.Logf("b got in/0 after %v", time.Since(start))
+	// b goes on polling, as an engine does: a member that stops polling
+	// holds every later rebalance back (BlockRebalanceOnPoll), and a's
+	// rejoin would then wait on b instead of on the coordinator.
+	bctx, bstop := context.WithCancel(ctx)
+	bdone := make(chan struct{})
+	go func() {
+		defer close(bdone)
+		for bctx.Err() == nil {
+			_, _ = b.Poll(bctx, 0)
+		}
+	}()
+	t.Cleanup(func() { bstop(); <-bdone })
 
 	// a carries on as the engine does: it commits what it polls, and
 	// every commit fails until a learns that it lost in/0.
