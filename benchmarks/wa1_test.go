@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"context"
 	"flag"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,12 +61,13 @@ func BenchmarkWA1(b *testing.B) {
 		}
 		b.Logf("loaded %d events in %s", *wa1Events, time.Since(load).Round(time.Millisecond))
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		if err := eng.Run(ctx); err != nil {
 			b.Fatal(err)
 		}
-		elapsed := time.Since(start)
+		elapsed, cpu := time.Since(start), cpuTime()-cpu0
 		b.StopTimer()
+		b.ReportMetric(float64(*wa1Events)/cpu.Seconds(), "events/cpu-s")
 		m := eng.Metrics()
 		if m.RecordsIn != int64(*wa1Events) {
 			b.Fatalf("processed %d events, want %d", m.RecordsIn, *wa1Events)
@@ -84,4 +86,13 @@ func BenchmarkWA1(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// cpuTime returns the CPU time the process used so far, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -54,6 +54,12 @@
 // order always holds, as a key has at most one dirty entry. A store without
 // a cache writes straight to the staged batch.
 //
+// A miss costs a Pebble read only where the cache cannot vouch for the
+// key: a store knows the largest key in its batch and DB (one seek when
+// first needed) and the largest key its cache evicted, and a miss above
+// both is an absent key. A window store's keys grow with the window start,
+// so the first read of every key in a new window is free.
+//
 // # Key layout
 //
 // Store keys in the DB:

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -92,6 +93,19 @@ type store struct {
 	dirty []*entry
 	spare []*entry // the backing array of a finished flush, for reuse
 	stats CacheStats
+
+	// absentFrom makes cache misses cheap: every data key at or above it
+	// (user key order) that is not in the cache is in neither the staged
+	// batch nor the DB, so a miss there needs no read. It starts past the
+	// largest key of the batch and the DB (found on first need, see
+	// absent) and moves past every key the cache evicts. nil with
+	// absentKnown: no key qualifies. A window store's keys grow with the
+	// window start, so new windows miss for free.
+	absentFrom  []byte
+	absentKnown bool
+	// after returns a key above k and every key that may sort between k
+	// and it in use (a window store skips to the next window start).
+	after func(k []byte) []byte
 }
 
 func (s *store) init(t *Task, id storeID, cfg StoreConfig) {
@@ -103,6 +117,43 @@ func (s *store) init(t *Task, id storeID, cfg StoreConfig) {
 	s.plen = len(s.scratch)
 	if cfg.CacheBytes > 0 {
 		s.cache = make(map[string]*entry)
+	}
+	if s.after == nil {
+		s.after = func(k []byte) []byte { return append(k, 0) }
+	}
+}
+
+// absent reports whether the data key (user key) is known to be absent
+// from the staged batch and the DB while not in the cache (see absentFrom).
+func (s *store) absent(key []byte) (bool, error) {
+	if !s.absentKnown {
+		n := s.plen + 1
+		lower := append(s.scratch[:s.plen:s.plen], nsData)
+		upper := append(s.scratch[:s.plen:s.plen], nsData+1)
+		it, err := s.t.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return false, err
+		}
+		s.absentFrom = []byte{} // no data: every key
+		if it.Last() {
+			s.absentFrom = s.after(slices.Clone(it.Key()[n:]))
+		}
+		if err := it.Close(); err != nil {
+			return false, err
+		}
+		s.absentKnown = true
+	}
+	return bytes.Compare(key, s.absentFrom) >= 0, nil
+}
+
+// evicted keeps absentFrom above the data key nk (namespaced) the cache
+// dropped.
+func (s *store) evicted(nk []byte) {
+	if !s.absentKnown || nk[0] != nsData {
+		return // found from the batch and the DB when needed
+	}
+	if k := nk[1:]; bytes.Compare(k, s.absentFrom) >= 0 {
+		s.absentFrom = s.after(slices.Clone(k))
 	}
 }
 
@@ -292,6 +343,14 @@ func (s *store) get(ns byte, key []byte) ([]byte, bool, error) {
 		return e.value(), !e.del, nil
 	}
 	s.stats.Misses++
+	if ns == nsData {
+		switch absent, err := s.absent(key); {
+		case err != nil:
+			return nil, false, err
+		case absent:
+			return s.insertAbsent(full[s.plen:])
+		}
+	}
 	v, closer, err := s.t.batch.Get(full)
 	var e *entry
 	switch {
@@ -311,6 +370,14 @@ func (s *store) get(ns byte, key []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	return e.value(), !e.del, nil
+}
+
+// insertAbsent caches the namespaced key nk as absent.
+func (s *store) insertAbsent(nk []byte) ([]byte, bool, error) {
+	e := newEntry(nk, nil)
+	e.del = true
+	s.insert(e)
+	return nil, false, s.evict()
 }
 
 // newEntry returns a clean entry for the namespaced key nk with a copy of
@@ -339,9 +406,14 @@ func (s *store) write(ns byte, key, value []byte, del bool) error {
 	if !ok {
 		var old []byte
 		if wantOld {
-			var err error
-			if old, err = s.readStaged(full); err != nil {
+			absent, err := s.absent(key)
+			if err != nil {
 				return err
+			}
+			if !absent {
+				if old, err = s.readStaged(full); err != nil {
+					return err
+				}
 			}
 		}
 		e = newEntry(full[s.plen:], value)
@@ -472,6 +544,7 @@ func (s *store) reset() {
 	s.head, s.tail = nil, nil
 	s.size, s.ndirty = 0, 0
 	s.staged = false
+	s.absentFrom, s.absentKnown = nil, false
 }
 
 // insert adds e to the cache as the most recently used entry.
@@ -522,6 +595,7 @@ func (s *store) evict() error {
 		delete(s.cache, e.key)
 		s.size -= e.size()
 		s.stats.Evicted++
+		s.evicted(e.keyBytes())
 		if e.dirty {
 			if err := s.flushEntry(e, false); err != nil {
 				return err

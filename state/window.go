@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 )
 
 // windowStartLen is the length of the encoded window start in a window key.
@@ -34,6 +35,16 @@ func DecodeWindowKey(k []byte) (start int64, key []byte, err error) {
 // goroutine at a time.
 type WindowStore struct {
 	store
+}
+
+// windowAfter returns the first window key of the window after k's: no
+// key of k's window sorts at or above it.
+func windowAfter(k []byte) []byte {
+	start, _, err := DecodeWindowKey(k)
+	if err != nil || start == math.MaxInt64 {
+		return append(k, 0)
+	}
+	return AppendWindowKey(k[:0], start+1, nil)
 }
 
 func (w *WindowStore) windowKey(start int64, key []byte) []byte {
