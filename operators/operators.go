@@ -32,7 +32,8 @@ type Change[V any] struct {
 }
 
 // RawRecord is a serialized record of a topic, as read from the log or
-// written to it.
+// written to it. Its Key and Value are never modified once it is handed to
+// a processor: a source may decode values that share their memory.
 type RawRecord struct {
 	Topic     string
 	Partition int32

@@ -10,6 +10,22 @@ type Source[K, V any] struct {
 	KeySerde   serde.Serde[K]
 	ValueSerde serde.Serde[V]
 	Out        Downstream[K, V]
+
+	// ownedValues decodes values without a copy (RawRecord bytes are
+	// never modified); nil: ValueSerde does not offer it.
+	ownedValues serde.OwnedDecoder[V]
+	checked     bool
+}
+
+func (s *Source[K, V]) decodeValue(b []byte) (V, error) {
+	if !s.checked {
+		s.ownedValues, _ = s.ValueSerde.(serde.OwnedDecoder[V])
+		s.checked = true
+	}
+	if s.ownedValues != nil {
+		return s.ownedValues.DecodeOwned(b)
+	}
+	return s.ValueSerde.Decode(b)
 }
 
 // ProcessRaw implements RawProcessor. Tombstones (nil values) carry no
@@ -24,7 +40,7 @@ func (s *Source[K, V]) ProcessRaw(ctx *Context, r *RawRecord) error {
 	if err != nil {
 		return &DecodeError{r.Topic, r.Partition, r.Offset, "key", err}
 	}
-	v, err := s.ValueSerde.Decode(r.Value)
+	v, err := s.decodeValue(r.Value)
 	if err != nil {
 		return &DecodeError{r.Topic, r.Partition, r.Offset, "value", err}
 	}

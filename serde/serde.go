@@ -40,10 +40,24 @@ type stringSerde struct{}
 func (stringSerde) Encode(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
 func (stringSerde) Decode(b []byte) (string, error)             { return string(b), nil }
 
-// Bytes passes byte slices through. Decode copies, since the input is reused.
+// OwnedDecoder is implemented by serdes that can decode without copying
+// from bytes nobody modifies again, such as the key and value of a record
+// read from a log: the decoded value may then share their memory. Sources
+// use it; everything else calls Decode.
+type OwnedDecoder[T any] interface {
+	// DecodeOwned decodes b, which it may retain.
+	DecodeOwned(b []byte) (T, error)
+}
+
+// Bytes passes byte slices through. Decode copies, since the input is
+// reused. A source hands out the record's own bytes (DecodeOwned): they
+// share memory with the batch of records they were read with, so copy a
+// value kept long after its record was processed.
 func Bytes() Serde[[]byte] { return bytesSerde{} }
 
 type bytesSerde struct{}
+
+func (bytesSerde) DecodeOwned(b []byte) ([]byte, error) { return b, nil }
 
 func (bytesSerde) Encode(dst []byte, v []byte) ([]byte, error) { return append(dst, v...), nil }
 func (bytesSerde) Decode(b []byte) ([]byte, error) {

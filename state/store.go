@@ -103,6 +103,10 @@ type store struct {
 	// window start, so new windows miss for free.
 	absentFrom  []byte
 	absentKnown bool
+	// last is the entry the last get found or made: the write of a
+	// read-modify-write finds it without a second map lookup. nil once it
+	// leaves the cache.
+	last *entry
 	// after returns a key above k and every key that may sort between k
 	// and it in use (a window store skips to the next window start).
 	after func(k []byte) []byte
@@ -340,6 +344,7 @@ func (s *store) get(ns byte, key []byte) ([]byte, bool, error) {
 	if e, ok := s.cache[string(full[s.plen:])]; ok {
 		s.stats.Hits++
 		s.touch(e)
+		s.last = e
 		return e.value(), !e.del, nil
 	}
 	s.stats.Misses++
@@ -366,6 +371,7 @@ func (s *store) get(ns byte, key []byte) ([]byte, bool, error) {
 		}
 	}
 	s.insert(e)
+	s.last = e
 	if err := s.evict(); err != nil {
 		return nil, false, err
 	}
@@ -377,6 +383,7 @@ func (s *store) insertAbsent(nk []byte) ([]byte, bool, error) {
 	e := newEntry(nk, nil)
 	e.del = true
 	s.insert(e)
+	s.last = e
 	return nil, false, s.evict()
 }
 
@@ -402,7 +409,10 @@ func (s *store) write(ns byte, key, value []byte, del bool) error {
 	if s.cache == nil {
 		return s.writeThrough(full, value, del, wantOld)
 	}
-	e, ok := s.cache[string(full[s.plen:])]
+	e, ok := s.last, s.last != nil && s.last.key == string(full[s.plen:])
+	if !ok {
+		e, ok = s.cache[string(full[s.plen:])]
+	}
 	if !ok {
 		var old []byte
 		if wantOld {
@@ -545,6 +555,7 @@ func (s *store) reset() {
 	s.size, s.ndirty = 0, 0
 	s.staged = false
 	s.absentFrom, s.absentKnown = nil, false
+	s.last = nil
 }
 
 // insert adds e to the cache as the most recently used entry.
@@ -593,6 +604,9 @@ func (s *store) evict() error {
 		e := s.tail
 		s.unlink(e)
 		delete(s.cache, e.key)
+		if e == s.last {
+			s.last = nil
+		}
 		s.size -= e.size()
 		s.stats.Evicted++
 		s.evicted(e.keyBytes())
