@@ -24,6 +24,18 @@
 // -resume.cpuprofile, -resume.trace and -resume.log write each resumed
 // child's CPU profile, execution trace or debug log to a directory.
 //
+// Run is the harness behind `eddy bench wa1` (and BenchmarkWA1Harness):
+// it runs every system under test as a child process and measures it
+// alike (the whole process's CPU time over the timed part, from
+// /proc/<pid>/stat or, finer, the child's getrusage; peak RSS from the
+// rusage after exit): eddy's worker (the eddy
+// binary, RunWorker), the loop, and on Kafka the peers of peers.md (goka,
+// Kafka Streams) on one preloaded input. With a rate the input is
+// appended live and the end-to-end latency of every output is computed
+// from the input record that caused it. Every system's results are
+// compared with the loop's. WA1VariantTopology adds hopping, sliding and
+// session windows and emit on update; WriteChart draws results as SVG.
+//
 // Run them with `make bench`, or:
 //
 //	go test -run '^$' -bench WA1 -benchtime 1x ./benchmarks/ -wa1.events 1000000

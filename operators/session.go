@@ -2,9 +2,13 @@ package operators
 
 import (
 	"bytes"
+	"cmp"
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/state"
@@ -70,12 +74,13 @@ type SessionMerge[K, A any] func(key K, agg A, found bool, session A) A
 //	't' | end (8) | start (8) | key
 //
 // with times big-endian, sign bit flipped, so that byte order is numeric
-// order. A record's lookup is one range scan of its key's 'k' entries
-// from end >= t-gap, stopped at the first session starting after t+gap:
-// it reads the sessions it merges with plus at most one. Closing scans
-// the 't' entries from closed-up-to to the new close time, so it reads
-// only the sessions that are due. Ranging IndexStore flushes its cache,
-// which has no OnFlush: that costs writes, and forwards nothing.
+// order. The operator reads them only at Init, loading every open session
+// (end >= closed-up-to) into memory: a record looks its key's sessions up
+// there (the ones ending at or after t-gap and starting by t+gap), and
+// closing takes the due sessions off a heap ordered like the 't' index.
+// So memory holds one small entry per open session; ranging IndexStore
+// per record, as this operator first did, flushed its cache every time
+// and made a hot key scan its growing run of deleted entries.
 type SessionAggregate[K, V, A any] struct {
 	Name string
 	// Store holds the aggregates; IndexStore the indexes by key and by end.
@@ -102,12 +107,53 @@ type SessionAggregate[K, V, A any] struct {
 	// the flush then forwards that value if it was never flushed, and
 	// nothing otherwise. Like the cache, it lives in memory only.
 	expired map[string][]byte
+	// open mirrors the time index in memory, loaded at Init: the open
+	// sessions of each key by ascending end, and all of them in a heap by
+	// end, start, key (the time index's order). Records and closes read
+	// only these, never a range of IndexStore: a range flushes the
+	// store's cache, and scanning a hot key's many deleted entries made
+	// every record cost more than the last.
+	open    map[string][]*openSession
+	closing sessionHeap
 	merged  []sessionBounds
 	// kbuf holds the current record's encoded key; the others are scratch.
 	kbuf, vbuf, dbuf, ibuf, lo, hi, mbuf []byte
 }
 
 type sessionBounds struct{ start, end int64 }
+
+// openSession is an open session in SessionAggregate's memory.
+type openSession struct {
+	key        string
+	start, end int64
+	i          int // index in the heap
+}
+
+// sessionHeap orders open sessions by end, start, key: the order of the
+// time index, in which sessions close.
+type sessionHeap []*openSession
+
+func (h sessionHeap) Len() int { return len(h) }
+func (h sessionHeap) Less(i, j int) bool {
+	a, b := h[i], h[j]
+	return cmp.Or(cmp.Compare(a.end, b.end), cmp.Compare(a.start, b.start), strings.Compare(a.key, b.key)) < 0
+}
+func (h sessionHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].i, h[j].i = i, j
+}
+func (h *sessionHeap) Push(x any) {
+	o := x.(*openSession)
+	o.i = len(*h)
+	*h = append(*h, o)
+}
+func (h *sessionHeap) Pop() any {
+	old := *h
+	o := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return o
+}
 
 // Index prefixes of a SessionAggregate's IndexStore.
 const (
@@ -143,7 +189,56 @@ func (s *SessionAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	if s.closedUpTo, err = getMetaInt(s.store, metaClosedUpTo, math.MinInt64); err != nil {
 		return fmt.Errorf("store %s: %w", s.Store, err)
 	}
+	return s.loadOpen()
+}
+
+// loadOpen loads the open sessions from the time index: every session
+// ending at or after closed-up-to (the others were closed and deleted).
+func (s *SessionAggregate[K, V, A]) loadOpen() error {
+	s.open = map[string][]*openSession{}
+	s.closing = s.closing[:0]
+	lo := appendSessionByTime(nil, nil, s.closedUpTo, math.MinInt64)
+	err := s.index.Range(lo, []byte{sessionByTime + 1}, func(k, _ []byte) error {
+		key, end, start, err := decodeSessionByTime(k)
+		if err != nil {
+			return err
+		}
+		o := &openSession{key: string(key), start: start, end: end, i: len(s.closing)}
+		s.closing = append(s.closing, o) // already in heap order
+		s.open[o.key] = append(s.open[o.key], o)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: load open sessions: %w", s.IndexStore, err)
+	}
 	return nil
+}
+
+// opened adds the session [start, end] of key to memory.
+func (s *SessionAggregate[K, V, A]) opened(key []byte, start, end int64) {
+	list := s.open[string(key)]
+	o := &openSession{key: string(key), start: start, end: end}
+	if list != nil {
+		o.key = list[0].key // share the key's string
+	}
+	i, _ := slices.BinarySearchFunc(list, end, func(x *openSession, end int64) int { return cmp.Compare(x.end, end) })
+	s.open[o.key] = slices.Insert(list, i, o)
+	heap.Push(&s.closing, o)
+}
+
+// forget removes the session [start, end] of key from memory.
+func (s *SessionAggregate[K, V, A]) forget(key []byte, start, end int64) {
+	list := s.open[string(key)]
+	i := slices.IndexFunc(list, func(o *openSession) bool { return o.start == start && o.end == end })
+	if i < 0 {
+		return
+	}
+	heap.Remove(&s.closing, list[i].i)
+	if len(list) == 1 {
+		delete(s.open, string(key))
+		return
+	}
+	s.open[string(key)] = slices.Delete(list, i, i+1)
 }
 
 func (s *SessionAggregate[K, V, A]) putMeta(name string, v int64) error {
@@ -197,9 +292,7 @@ func (s *SessionAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error 
 		}
 	}
 	closeTime := s.closeTime()
-	if err := s.findMerged(r.Time, closeTime); err != nil {
-		return err
-	}
+	s.findMerged(r.Time, closeTime)
 	start, end := r.Time, r.Time
 	for _, m := range s.merged {
 		start, end = min(start, m.start), max(end, m.end)
@@ -223,26 +316,18 @@ func (s *SessionAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error 
 
 // findMerged collects into s.merged the open sessions of key s.kbuf that
 // overlap [t-gap, t+gap], by ascending end.
-func (s *SessionAggregate[K, V, A]) findMerged(t, closeTime int64) error {
+func (s *SessionAggregate[K, V, A]) findMerged(t, closeTime int64) {
 	s.merged = s.merged[:0]
-	s.lo = appendSessionByKey(s.lo[:0], s.kbuf, max(satSub(t, s.gap), closeTime), math.MinInt64)
-	s.hi = append(appendSessionByKey(s.hi[:0], s.kbuf, math.MaxInt64, math.MaxInt64), 0)
-	last := satAdd(t, s.gap)
-	err := s.index.Range(s.lo, s.hi, func(k, _ []byte) error {
-		if len(k) < 16 {
-			return fmt.Errorf("store %s: session index key too short: %x", s.IndexStore, k)
+	first, last := max(satSub(t, s.gap), closeTime), satAdd(t, s.gap)
+	for _, o := range s.open[string(s.kbuf)] {
+		if o.end < first {
+			continue
 		}
-		end, start := decodeJoinTime(k[len(k)-16:]), decodeJoinTime(k[len(k)-8:])
-		if start > last {
-			return errStopRange // sessions are disjoint: the later ones start later still
+		if o.start > last {
+			break // sessions are disjoint: the later ones start later still
 		}
-		s.merged = append(s.merged, sessionBounds{start, end})
-		return nil
-	})
-	if err != nil && err != errStopRange {
-		return fmt.Errorf("store %s: %w", s.IndexStore, err)
+		s.merged = append(s.merged, sessionBounds{o.start, o.end})
 	}
-	return nil
 }
 
 // add folds r into the sessions s.merged and stores the result as the
@@ -290,6 +375,7 @@ func (s *SessionAggregate[K, V, A]) add(ctx *Context, r Record[K, V], start, end
 	if own && found {
 		return nil // already indexed
 	}
+	s.opened(s.kbuf, start, end)
 	s.ibuf = appendSessionByKey(s.ibuf[:0], s.kbuf, end, start)
 	if err := s.index.Put(s.ibuf, []byte{}); err != nil {
 		return err
@@ -309,6 +395,7 @@ func (s *SessionAggregate[K, V, A]) remove(start, end int64) error {
 }
 
 func (s *SessionAggregate[K, V, A]) unindex(key []byte, start, end int64) error {
+	s.forget(key, start, end)
 	s.ibuf = appendSessionByKey(s.ibuf[:0], key, end, start)
 	if err := s.index.Delete(s.ibuf); err != nil {
 		return err
@@ -321,39 +408,30 @@ func (s *SessionAggregate[K, V, A]) unindex(key []byte, start, end int64) error 
 // all), from closed-up-to on, in the order end, start, key: with
 // EmitFinal it forwards their final values; it deletes them.
 func (s *SessionAggregate[K, V, A]) close(ctx *Context, closeTime int64, all bool) error {
-	s.lo = appendSessionByTime(s.lo[:0], nil, s.closedUpTo, math.MinInt64)
-	if all {
-		s.hi = append(s.hi[:0], sessionByTime+1)
-	} else {
-		s.hi = appendSessionByTime(s.hi[:0], nil, closeTime, math.MinInt64)
-	}
-	err := s.index.Range(s.lo, s.hi, func(k, _ []byte) error {
-		key, end, start, err := decodeSessionByTime(k)
-		if err != nil {
-			return fmt.Errorf("store %s: %w", s.IndexStore, err)
-		}
-		s.dbuf = appendSessionData(s.dbuf[:0], key, end, start)
+	for len(s.closing) > 0 && (all || s.closing[0].end < closeTime) {
+		o := s.closing[0]
+		key := []byte(o.key)
+		s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
 		v, ok, err := s.store.Get(s.dbuf)
 		switch {
 		case err != nil:
-			return err
+			return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
 		case !ok:
-			return fmt.Errorf("store %s: session [%d,%d] is indexed but missing", s.Store, start, end)
+			return fmt.Errorf("operator %s: close sessions: store %s: session [%d,%d] is indexed but missing", s.Name, s.Store, o.start, o.end)
 		}
 		if s.EmitFinal {
-			if err := s.emitFinal(ctx, key, start, end, v); err != nil {
-				return err
+			if err := s.emitFinal(ctx, key, o.start, o.end, v); err != nil {
+				return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
 			}
 		} else {
 			s.expired[string(s.dbuf)] = bytes.Clone(v)
 		}
 		if err := s.store.Delete(s.dbuf); err != nil {
-			return err
+			return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
 		}
-		return s.unindex(key, start, end)
-	})
-	if err != nil {
-		return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
+		if err := s.unindex(key, o.start, o.end); err != nil {
+			return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
+		}
 	}
 	return nil
 }

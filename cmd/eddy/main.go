@@ -24,6 +24,7 @@ type command struct {
 
 // commands are eddy's subcommands, by name.
 var commands = map[string]command{
+	"bench":  {summary: "benchmark eddy against its peers (WA1, Nexmark) and chart the results", run: runBench},
 	"topics": {summary: "create, list, produce to and tail topics of an embedded log", run: runTopics},
 }
 
