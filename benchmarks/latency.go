@@ -15,14 +15,15 @@ import (
 	"github.com/eddyflow/eddy/window"
 )
 
-// kafkaPartitioner is Kafka's default partitioner for keyed records
-// (murmur2 of the key), as franz-go implements it.
-var kafkaPartitioner = kgo.StickyKeyPartitioner(nil)
+// keyPartitioner is Kafka's default partitioner for keyed records
+// (murmur2 of the key), as franz-go implements it. It keeps no state for
+// keyed records, so one serves every topic and goroutine.
+var keyPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
 
 // defaultPartition returns the partition Kafka's default partitioner gives
 // key among n.
 func defaultPartition(key string, n int32) int32 {
-	return int32(kafkaPartitioner.ForTopic("").Partition(&kgo.Record{Key: []byte(key)}, int(n)))
+	return int32(keyPartitioner.Partition(&kgo.Record{Key: []byte(key)}, int(n)))
 }
 
 // Latency is end-to-end latency, from the acknowledged append of the
