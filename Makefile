@@ -36,7 +36,7 @@ KAFKA_SH := scripts/kafka/kafka.sh
 KAFKA_BROKERS ?= 127.0.0.1:$(or $(EDDY_KAFKA_PORT),9092)
 KAFKA_TEST_TIMEOUT ?= 20m
 # The packages holding RealKafka tests; add a package here when it gets one.
-KAFKA_TEST_PKGS ?= ./broker/kafka ./engine ./examples/pageviews ./examples/payments ./examples/enrichment ./examples/sessions
+KAFKA_TEST_PKGS ?= ./broker/kafka ./engine ./examples/pageviews ./examples/payments ./examples/enrichment ./examples/sessions ./benchmarks ./cmd/eddy
 
 kafka-fetch:
 	$(KAFKA_SH) fetch

@@ -202,7 +202,7 @@ func TestBenchWA1Kafka(t *testing.T) {
 }
 
 // TestRealKafkaBenchWA1 runs the command on the real broker
-// EDDY_KAFKA_BROKERS names, with every peer that is built.
+// EDDY_KAFKA_BROKERS names, with the loop as its peer.
 func TestRealKafkaBenchWA1(t *testing.T) {
 	brokers := os.Getenv("EDDY_KAFKA_BROKERS")
 	if brokers == "" {
