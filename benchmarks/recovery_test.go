@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -147,7 +146,7 @@ func benchmarkResume(b *testing.B, keys int, seed uint64) {
 		run.kill = time.Duration(20+r.IntN(500)) * time.Millisecond
 		time.Sleep(run.kill)
 		child.kill()
-		run.stateBytes, run.logBytes = dirSize(filepath.Join(dir, "state")), dirSize(filepath.Join(dir, "log"))
+		run.stateBytes, run.logBytes = diskUsage(filepath.Join(dir, "state")), diskUsage(filepath.Join(dir, "log"))
 
 		cfg.Mode, cfg.Seed = "resume", r.Uint64()
 		cfg.CPUProfile = auxFile(*resumeCPUProfile, keys, i, "pprof")
@@ -240,14 +239,14 @@ func verifyResume(b *testing.B, dir string, keys int, maxTail int64) {
 		b.Errorf("verify run: restored %d changelog records after the last kill, more than %d: restore is not tail-only", n, maxTail)
 	}
 	want := map[string]int64{}
-	if err := readTopic(ctx, log, resumeInput, func(r broker.Record) error {
+	if err := readTopic(ctx, log, resumeInput, func(_ broker.TopicPartition, r broker.Record) error {
 		want[string(r.Key)]++
 		return nil
 	}); err != nil {
 		b.Fatal(err)
 	}
 	got := map[string]int64{}
-	if err := readTopic(ctx, log, resumeOutput, func(r broker.Record) error {
+	if err := readTopic(ctx, log, resumeOutput, func(_ broker.TopicPartition, r broker.Record) error {
 		n, err := serde.Int64().Decode(r.Value)
 		got[string(r.Key)] = n
 		return err
@@ -280,25 +279,6 @@ func produceKeys(ctx context.Context, log broker.Log, keys int) error {
 				return err
 			}
 			batch = batch[:0]
-		}
-	}
-	return nil
-}
-
-// readTopic calls fn on every record of topic, partition by partition.
-func readTopic(ctx context.Context, log broker.Log, topic string, fn func(broker.Record) error) error {
-	topics, err := log.DescribeTopics(ctx, topic)
-	if err != nil {
-		return err
-	}
-	for p := range topics[topic].Partitions {
-		tp := broker.TopicPartition{Topic: topic, Partition: p}
-		off, err := log.Offsets(ctx, tp)
-		if err != nil {
-			return err
-		}
-		if err := log.Read(ctx, tp, off.Start, off.End, fn); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -572,20 +552,6 @@ func parseFields(line string) map[string]int64 {
 		}
 	}
 	return m
-}
-
-// dirSize returns the bytes of the files under dir.
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				n += info.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func ms(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }

@@ -44,39 +44,45 @@ func WriteWA1Results(w io.Writer, results []WA1Result) error {
 // ReadWA1Results reads the committed results eddy's WA1Topology wrote to
 // topic: windowed keys and int64 counts.
 func ReadWA1Results(ctx context.Context, log broker.Log, topic string) ([]WA1Result, error) {
+	keys := serde.Windowed(serde.String(), time.Minute.Milliseconds())
+	var out []WA1Result
+	err := readTopic(ctx, log, topic, func(tp broker.TopicPartition, r broker.Record) error {
+		k, err := keys.Decode(r.Key)
+		if err != nil {
+			return fmt.Errorf("benchmarks: %s@%d: key: %w", tp, r.Offset, err)
+		}
+		n, err := serde.Int64().Decode(r.Value)
+		if err != nil {
+			return fmt.Errorf("benchmarks: %s@%d: value: %w", tp, r.Offset, err)
+		}
+		out = append(out, WA1Result{Key: k.Key, Start: k.Start, Count: n})
+		return nil
+	})
+	return out, err
+}
+
+// readTopic calls fn for every record of topic on log, partition by
+// partition, in offset order.
+func readTopic(ctx context.Context, log broker.Log, topic string, fn func(broker.TopicPartition, broker.Record) error) error {
 	desc, err := log.DescribeTopics(ctx, topic)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cfg, ok := desc[topic]
 	if !ok {
-		return nil, fmt.Errorf("benchmarks: topic %s: %w", topic, broker.ErrUnknownTopic)
+		return fmt.Errorf("benchmarks: topic %s: %w", topic, broker.ErrUnknownTopic)
 	}
-	keys := serde.Windowed(serde.String(), time.Minute.Milliseconds())
-	var out []WA1Result
 	for p := range cfg.Partitions {
 		tp := broker.TopicPartition{Topic: topic, Partition: p}
 		off, err := log.Offsets(ctx, tp)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		err = log.Read(ctx, tp, off.Start, off.End, func(r broker.Record) error {
-			k, err := keys.Decode(r.Key)
-			if err != nil {
-				return fmt.Errorf("benchmarks: %s@%d: key: %w", tp, r.Offset, err)
-			}
-			n, err := serde.Int64().Decode(r.Value)
-			if err != nil {
-				return fmt.Errorf("benchmarks: %s@%d: value: %w", tp, r.Offset, err)
-			}
-			out = append(out, WA1Result{Key: k.Key, Start: k.Start, Count: n})
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		if err := log.Read(ctx, tp, off.Start, off.End, func(r broker.Record) error { return fn(tp, r) }); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // WriteWA1VariantResults writes the results of variant v as
@@ -219,34 +225,19 @@ func (f *FinalResults) Results() []WA1Result {
 // ReadWA1VariantResults reads the committed output of variant v written
 // in FormatWindowed to topic on log, and folds it into final results.
 func ReadWA1VariantResults(ctx context.Context, log broker.Log, topic string, v WA1Variant) (*FinalResults, error) {
-	desc, err := log.DescribeTopics(ctx, topic)
+	final := NewFinalResults()
+	err := readTopic(ctx, log, topic, func(tp broker.TopicPartition, rec broker.Record) error {
+		r, deleted, ok, err := DecodeWA1Output(FormatWindowed, v, rec.Key, rec.Value)
+		if err != nil {
+			return fmt.Errorf("%s@%d: %w", tp, rec.Offset, err)
+		}
+		if ok {
+			final.Add(r, deleted)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	cfg, ok := desc[topic]
-	if !ok {
-		return nil, fmt.Errorf("benchmarks: topic %s: %w", topic, broker.ErrUnknownTopic)
-	}
-	final := NewFinalResults()
-	for p := range cfg.Partitions {
-		tp := broker.TopicPartition{Topic: topic, Partition: p}
-		off, err := log.Offsets(ctx, tp)
-		if err != nil {
-			return nil, err
-		}
-		err = log.Read(ctx, tp, off.Start, off.End, func(rec broker.Record) error {
-			r, deleted, ok, err := DecodeWA1Output(FormatWindowed, v, rec.Key, rec.Value)
-			if err != nil {
-				return fmt.Errorf("%s@%d: %w", tp, rec.Offset, err)
-			}
-			if ok {
-				final.Add(r, deleted)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	return final, nil
 }
