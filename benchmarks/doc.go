@@ -29,7 +29,7 @@
 // alike (the whole process's CPU time over the timed part, from
 // /proc/<pid>/stat or, finer, the child's getrusage; peak RSS from the
 // rusage after exit): eddy's worker (the eddy
-// binary, RunWorker), the loop, and on Kafka the peers of peers.md (goka,
+// binary, RunWorker), the loop, and on Kafka the peers of PEERS.md (goka,
 // Kafka Streams) on one preloaded input. With a rate the input is
 // appended live and the end-to-end latency of every output is computed
 // from the input record that caused it. Every system's results are

@@ -170,7 +170,7 @@ func (r *Report) Mismatch() bool {
 }
 
 // Peer is a system other than eddy and the loop, run on Kafka as a child
-// process following benchmarks/peers.md.
+// process following benchmarks/PEERS.md.
 type Peer struct {
 	Name   string
 	Format OutputFormat
@@ -188,7 +188,7 @@ type Peer struct {
 	InputGroup func(a PeerArgs) string
 }
 
-// PeerArgs are the settings of one peer run (see peers.md's flags).
+// PeerArgs are the settings of one peer run (see PEERS.md's flags).
 type PeerArgs struct {
 	Brokers                               []string
 	Input, Output, AppID, Group, StateDir string

@@ -29,7 +29,7 @@ type WorkerConfig struct {
 	System string `json:"system"`
 	// Backend is "embedded" (a bounded run on the embedded log in
 	// Dir/log, which the harness loaded) or "kafka" (an unbounded run
-	// following the peer protocol of benchmarks/peers.md).
+	// following the peer protocol of benchmarks/PEERS.md).
 	Backend string     `json:"backend"`
 	Variant WA1Variant `json:"variant"`
 	Emit    WA1Emit    `json:"emit"`
@@ -358,7 +358,7 @@ func (t *logTail) run(ctx context.Context, finished func() bool) error {
 	}
 }
 
-// runEddyKafkaWorker runs eddy on Kafka as a peer of benchmarks/peers.md:
+// runEddyKafkaWorker runs eddy on Kafka as a peer of benchmarks/PEERS.md:
 // READY once the engine's members hold every input partition, then
 // processing until SIGTERM (ctx done), then a clean close.
 func runEddyKafkaWorker(ctx context.Context, cfg WorkerConfig, w *workerIO) (err error) {

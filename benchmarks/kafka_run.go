@@ -14,7 +14,7 @@ import (
 )
 
 // kafkaSystem is a system the harness runs on Kafka: eddy's worker or a
-// peer, all following benchmarks/peers.md.
+// peer, all following benchmarks/PEERS.md.
 type kafkaSystem struct {
 	name   string
 	format OutputFormat

@@ -215,7 +215,7 @@ func (l *appendLog) counted(v WA1Variant) map[wa1Window][]*ackChunk {
 	return out
 }
 
-// endMarkers returns the end markers of peers.md for a topic of n
+// endMarkers returns the end markers of PEERS.md for a topic of n
 // partitions whose largest event timestamp is maxTs: one per partition,
 // key "~end-<p>", 100 zero bytes, timestamp maxTs + 1 h, which closes
 // every window of every variant.

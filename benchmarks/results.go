@@ -104,7 +104,7 @@ func WriteWA1VariantResults(w io.Writer, v WA1Variant, results []WA1Result) erro
 }
 
 // OutputFormat is how a system writes WA1's results (see
-// benchmarks/peers.md, "Output formats").
+// benchmarks/PEERS.md, "Output formats").
 type OutputFormat int
 
 const (

@@ -11,7 +11,7 @@ import (
 	"github.com/eddyflow/eddy/window"
 )
 
-// TestDecodeWA1Output decodes each output format of peers.md.
+// TestDecodeWA1Output decodes each output format of PEERS.md.
 func TestDecodeWA1Output(t *testing.T) {
 	windowed := func(key string, start int64) []byte {
 		b, _ := serde.Windowed(serde.String(), 60_000).Encode(nil, window.Windowed[string]{Key: key, Start: start})
