@@ -1,10 +1,14 @@
 // Command eddy is the command line of eddy: inspect and edit the topics of
-// an embedded log (more commands come with the engine).
+// an embedded log, and run the benchmarks (WA1 against the hand-written
+// loop, goka and Kafka Streams; Nexmark).
 //
 //	eddy topics create --dir ./data/log --partitions 4 views
 //	printf 'alice\t/home\n' | eddy topics produce --dir ./data/log views
 //	eddy topics list --dir ./data/log
 //	eddy topics tail --dir ./data/log --from-beginning views
+//	eddy bench wa1 --backend kafka --brokers 127.0.0.1:9092
+//	eddy bench nexmark --query all --events 1000000
+//	eddy bench chart --in results.jsonl --out chart.svg
 //
 // Run `eddy help` or `eddy COMMAND -h` for the details.
 //
