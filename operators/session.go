@@ -117,7 +117,7 @@ type SessionAggregate[K, V, A any] struct {
 	closing sessionHeap
 	merged  []sessionBounds
 	// kbuf holds the current record's encoded key; the others are scratch.
-	kbuf, vbuf, dbuf, ibuf, lo, hi, mbuf []byte
+	kbuf, vbuf, dbuf, ibuf, mbuf []byte
 }
 
 type sessionBounds struct{ start, end int64 }
