@@ -58,7 +58,10 @@
 // key: a store knows the largest key in its batch and DB (one seek when
 // first needed) and the largest key its cache evicted, and a miss above
 // both is an absent key. A window store's keys grow with the window start,
-// so the first read of every key in a new window is free.
+// so the first read of every key in a new window is free; and when a task
+// starts in the middle of a window (a rebalance, a restart, an abort), the
+// store caches that newest window whole at its first read or write if it
+// fits in half the cache, so that the window's new keys are free too.
 //
 // # Key layout
 //

@@ -973,3 +973,45 @@ func TestCachedReadsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowStoreNewTaskMidWindow has a task take over a window store in
+// the middle of its newest window, as after a rebalance, a restart or an
+// abort, with caches that hold the whole window and caches that do not:
+// every committed key reads back, and keys never written read absent.
+func TestWindowStoreNewTaskMidWindow(t *testing.T) {
+	for _, cacheBytes := range []int{64 << 10, 4 << 10, 600} {
+		t.Run(fmt.Sprint(cacheBytes), func(t *testing.T) {
+			db := openMem(t)
+			first := db.NewTask("first")
+			w, err := first.Window("w", 0, StoreConfig{CacheBytes: cacheBytes})
+			must(t, err)
+			want := map[string]string{}
+			for _, start := range []int64{0, 60_000} {
+				for i := range 40 {
+					k := fmt.Sprintf("k%02d", i*2) // odd keys are never written
+					v := fmt.Sprintf("%s@%d", k, start)
+					must(t, w.Put([]byte(k), start, []byte(v)))
+					want[v] = v
+				}
+			}
+			must(t, first.Flush())
+			must(t, first.Commit(nil))
+			must(t, first.Close())
+
+			next := db.NewTask("next")
+			w, err = next.Window("w", 0, StoreConfig{CacheBytes: cacheBytes})
+			must(t, err)
+			for _, start := range []int64{60_000, 0} {
+				for i := range 80 {
+					k := fmt.Sprintf("k%02d", i)
+					v, ok, err := w.Get([]byte(k), start)
+					must(t, err)
+					key := fmt.Sprintf("%s@%d", k, start)
+					if _, written := want[key]; ok != written || (ok && string(v) != key) {
+						t.Fatalf("Get(%s, %d) = %q, %v; written: %v", k, start, v, ok, written)
+					}
+				}
+			}
+		})
+	}
+}

@@ -110,6 +110,9 @@ type store struct {
 	// after returns a key above k and every key that may sort between k
 	// and it in use (a window store skips to the next window start).
 	after func(k []byte) []byte
+	// first, if set, returns the smallest key of k's group (a window
+	// store's window), whose keys absent caches all at once (see warm).
+	first func(k []byte) []byte
 }
 
 func (s *store) init(t *Task, id storeID, cfg StoreConfig) {
@@ -127,27 +130,69 @@ func (s *store) init(t *Task, id storeID, cfg StoreConfig) {
 	}
 }
 
-// absent reports whether the data key (user key) is known to be absent
-// from the staged batch and the DB while not in the cache (see absentFrom).
-func (s *store) absent(key []byte) (bool, error) {
-	if !s.absentKnown {
-		n := s.plen + 1
-		lower := append(s.scratch[:s.plen:s.plen], nsData)
-		upper := append(s.scratch[:s.plen:s.plen], nsData+1)
-		it, err := s.t.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-		if err != nil {
-			return false, err
-		}
-		s.absentFrom = []byte{} // no data: every key
-		if it.Last() {
-			s.absentFrom = s.after(slices.Clone(it.Key()[n:]))
-		}
-		if err := it.Close(); err != nil {
-			return false, err
-		}
-		s.absentKnown = true
+// absent reports whether the data key (user key), not in the cache, is
+// absent from the staged batch and the DB (see absentFrom). knowAbsent
+// must have run since the last reset.
+func (s *store) absent(key []byte) bool {
+	return bytes.Compare(key, s.absentFrom) >= 0
+}
+
+// knowAbsent finds absentFrom after a reset, warming the cache (see
+// warm). It runs before a read or write of a data key looks the cache up,
+// so that the entries it adds are seen.
+func (s *store) knowAbsent() error {
+	if s.cache == nil || s.absentKnown {
+		return nil
 	}
-	return bytes.Compare(key, s.absentFrom) >= 0, nil
+	n := s.plen + 1
+	lower := append(s.scratch[:s.plen:s.plen], nsData)
+	upper := append(s.scratch[:s.plen:s.plen], nsData+1)
+	it, err := s.t.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	s.absentFrom = []byte{} // no data: every key
+	if it.Last() {
+		last := slices.Clone(it.Key()[n:])
+		var lo []byte
+		if s.first != nil {
+			lo = s.first(last)
+		}
+		s.absentFrom = s.after(last) // may reuse last
+		if lo != nil {
+			s.warm(it, lo)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	s.absentKnown = true
+	return nil
+}
+
+// warm caches the keys from lo (user key) to the end of the data that the
+// cache does not hold yet, as clean entries, and lowers absentFrom to lo
+// if they all fit in half the cache: the cache then holds every key from
+// lo on. A window store warms its newest window, so that a task that
+// starts (after a rebalance, a restart or an abort) in the middle of a
+// window does not read Pebble for each of the window's new keys.
+func (s *store) warm(it *pebble.Iterator, lo []byte) {
+	n := s.plen + 1
+	seek := append(append(s.scratch[:s.plen:s.plen], nsData), lo...)
+	for valid := it.SeekGE(seek); valid; valid = it.Next() {
+		nk := it.Key()[s.plen:]
+		if _, ok := s.cache[string(nk)]; ok {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil || s.size+entryOverhead+len(nk)+len(v) > s.cfg.CacheBytes/2 {
+			return // the keys cached so far are valid; absentFrom stays
+		}
+		s.insert(newEntry(nk, v))
+	}
+	if it.Error() == nil {
+		s.absentFrom = slices.Clone(seek[n:])
+	}
 }
 
 // evicted keeps absentFrom above the data key nk (namespaced) the cache
@@ -336,6 +381,11 @@ func (s *store) get(ns byte, key []byte) ([]byte, bool, error) {
 	if s.t.closed {
 		return nil, false, ErrClosed
 	}
+	if ns == nsData {
+		if err := s.knowAbsent(); err != nil {
+			return nil, false, err
+		}
+	}
 	full := s.fullKey(ns, key)
 	if s.cache == nil {
 		v, err := s.readStaged(full)
@@ -348,13 +398,8 @@ func (s *store) get(ns byte, key []byte) ([]byte, bool, error) {
 		return e.value(), !e.del, nil
 	}
 	s.stats.Misses++
-	if ns == nsData {
-		switch absent, err := s.absent(key); {
-		case err != nil:
-			return nil, false, err
-		case absent:
-			return s.insertAbsent(full[s.plen:])
-		}
+	if ns == nsData && s.absent(key) {
+		return s.insertAbsent(full[s.plen:])
 	}
 	v, closer, err := s.t.batch.Get(full)
 	var e *entry
@@ -404,6 +449,11 @@ func (s *store) write(ns byte, key, value []byte, del bool) error {
 	if s.t.closed {
 		return ErrClosed
 	}
+	if ns == nsData {
+		if err := s.knowAbsent(); err != nil {
+			return err
+		}
+	}
 	full := s.fullKey(ns, key)
 	wantOld := ns == nsData && s.cfg.OnFlush != nil
 	if s.cache == nil {
@@ -416,11 +466,8 @@ func (s *store) write(ns byte, key, value []byte, del bool) error {
 	if !ok {
 		var old []byte
 		if wantOld {
-			absent, err := s.absent(key)
-			if err != nil {
-				return err
-			}
-			if !absent {
+			if !s.absent(key) {
+				var err error
 				if old, err = s.readStaged(full); err != nil {
 					return err
 				}

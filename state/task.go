@@ -49,7 +49,7 @@ func (t *Task) KV(name string, partition int32, cfg StoreConfig) (*KV, error) {
 // task and returns it; the rules of KV apply.
 func (t *Task) Window(name string, partition int32, cfg StoreConfig) (*WindowStore, error) {
 	w := &WindowStore{}
-	w.after = windowAfter
+	w.after, w.first = windowAfter, windowFirst
 	if err := t.register(&w.store, name, partition, cfg); err != nil {
 		return nil, err
 	}

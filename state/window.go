@@ -47,6 +47,15 @@ func windowAfter(k []byte) []byte {
 	return AppendWindowKey(k[:0], start+1, nil)
 }
 
+// windowFirst returns the first window key of k's window.
+func windowFirst(k []byte) []byte {
+	start, _, err := DecodeWindowKey(k)
+	if err != nil {
+		return k
+	}
+	return AppendWindowKey(nil, start, nil)
+}
+
 func (w *WindowStore) windowKey(start int64, key []byte) []byte {
 	w.wscratch = AppendWindowKey(w.wscratch[:0], start, key)
 	return w.wscratch
