@@ -97,10 +97,11 @@ type store struct {
 	// absentFrom makes cache misses cheap: every data key at or above it
 	// (user key order) that is not in the cache is in neither the staged
 	// batch nor the DB, so a miss there needs no read. It starts past the
-	// largest key of the batch and the DB (found on first need, see
-	// absent) and moves past every key the cache evicts. nil with
-	// absentKnown: no key qualifies. A window store's keys grow with the
-	// window start, so new windows miss for free.
+	// largest key of the batch and the DB, or at the newest window that
+	// warm cached whole (found before the first data access after a
+	// reset, see knowAbsent), and moves past every key the cache evicts;
+	// empty when the store has no data. A window store's keys grow with
+	// the window start, so new windows miss for free.
 	absentFrom  []byte
 	absentKnown bool
 	// last is the entry the last get found or made: the write of a
