@@ -199,16 +199,24 @@ func (w *WindowAggregate[K, V, A]) forward(ctx *Context, wkey, value, old []byte
 	if err != nil {
 		return fmt.Errorf("store %s: %w", w.Store, err)
 	}
-	k, err := w.KeySerde.Decode(kb)
+	return forwardWindow(ctx, w.Out, w.Store, w.KeySerde, w.AggSerde, start, start+w.Spec.SizeMs(), kb, value, old)
+}
+
+// forwardWindow sends the stored aggregate value (old: the one before)
+// of the window [start, end) of the encoded key kb downstream, as a
+// windowed aggregation of store does.
+func forwardWindow[K, A any](ctx *Context, out Downstream[window.Windowed[K], Change[A]], store string,
+	keys serde.Serde[K], aggs serde.Serde[A], start, end int64, kb, value, old []byte) error {
+	k, err := keys.Decode(kb)
 	if err != nil {
-		return fmt.Errorf("store %s: decode key: %w", w.Store, err)
+		return fmt.Errorf("store %s: decode key: %w", store, err)
 	}
-	c, ts, err := changeOf(w.AggSerde, value, old)
+	c, ts, err := changeOf(aggs, value, old)
 	if err != nil {
-		return fmt.Errorf("store %s: %w", w.Store, err)
+		return fmt.Errorf("store %s: %w", store, err)
 	}
-	key := window.Windowed[K]{Key: k, Start: start, End: start + w.Spec.SizeMs()}
-	return w.Out.Forward(ctx, Record[window.Windowed[K], Change[A]]{Key: key, Value: c, Time: ts})
+	key := window.Windowed[K]{Key: k, Start: start, End: end}
+	return out.Forward(ctx, Record[window.Windowed[K], Change[A]]{Key: key, Value: c, Time: ts})
 }
 
 // Process implements Processor.

@@ -141,16 +141,7 @@ func (s *SlidingAggregate[K, V, A]) putMeta(name string, v int64) error {
 
 // forward sends the aggregate of window (start, kb) downstream.
 func (s *SlidingAggregate[K, V, A]) forward(ctx *Context, start int64, kb, value, old []byte) error {
-	k, err := s.KeySerde.Decode(kb)
-	if err != nil {
-		return fmt.Errorf("store %s: decode key: %w", s.Store, err)
-	}
-	c, ts, err := changeOf(s.AggSerde, value, old)
-	if err != nil {
-		return fmt.Errorf("store %s: %w", s.Store, err)
-	}
-	key := window.Windowed[K]{Key: k, Start: start, End: start + s.Spec.SizeMs()}
-	return s.Out.Forward(ctx, Record[window.Windowed[K], Change[A]]{Key: key, Value: c, Time: ts})
+	return forwardWindow(ctx, s.Out, s.Store, s.KeySerde, s.AggSerde, start, start+s.Spec.SizeMs(), kb, value, old)
 }
 
 // Process implements Processor.
