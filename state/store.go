@@ -171,8 +171,9 @@ func (s *store) knowAbsent() error {
 	return nil
 }
 
-// warm caches the keys from lo (user key) to the end of the data that the
-// cache does not hold yet, as clean entries, and lowers absentFrom to lo
+// warm caches the keys from lo (user key) to the end of the data, as clean
+// entries (knowAbsent runs before any data key enters the cache after a
+// reset, so none is there yet), and lowers absentFrom to lo
 // if they all fit in half the cache: the cache then holds every key from
 // lo on. A window store warms its newest window, so that a task that
 // starts (after a rebalance, a restart or an abort) in the middle of a
@@ -182,9 +183,6 @@ func (s *store) warm(it *pebble.Iterator, lo []byte) {
 	seek := append(append(s.scratch[:s.plen:s.plen], nsData), lo...)
 	for valid := it.SeekGE(seek); valid; valid = it.Next() {
 		nk := it.Key()[s.plen:]
-		if _, ok := s.cache[string(nk)]; ok {
-			continue
-		}
 		v, err := it.ValueAndErr()
 		if err != nil || s.size+entryOverhead+len(nk)+len(v) > s.cfg.CacheBytes/2 {
 			return // the keys cached so far are valid; absentFrom stays
