@@ -115,6 +115,9 @@ func Open(opts Options) (*Log, error) {
 	// Pebble's Open would wait for the compactions it starts (see
 	// pebbleguard.Gate): they start once it returned.
 	popts.Experimental.CompactionScheduler = gate
+	if !opts.Compress {
+		popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	}
 	// Pebble creates the directory and syncs its parents, so that a
 	// machine crash cannot lose it.
 	var db *pebble.DB

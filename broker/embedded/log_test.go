@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -485,5 +486,52 @@ func TestAwait(t *testing.T) {
 	cancel()
 	if err := l.Await(cctx, map[broker.TopicPartition]int64{tp("in", 0): 1}); err != context.Canceled {
 		t.Errorf("Await with nothing new and a canceled context = %v, want context.Canceled", err)
+	}
+}
+
+// TestCompress checks that Options.Compress decides whether the log's
+// files are compressed: 8 MiB of zero-filled values flushed to sstables
+// take less than a tenth of that compressed and more than all of it not.
+func TestCompress(t *testing.T) {
+	const n, size = 2048, 4096
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprint("compress=", compress), func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := Open(Options{Dir: dir, Compress: compress, MemTableBytes: 1 << 20, CleanInterval: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			createTopics(t, l, broker.TopicConfig{Name: "in", Partitions: 1})
+			for i := range n {
+				r := broker.Record{Topic: "in", Partition: 0, Key: []byte(fmt.Sprint(i)), Value: make([]byte, size)}
+				if err := l.Produce(context.Background(), r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			var sst int64
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".sst") {
+					info, err := e.Info()
+					if err != nil {
+						t.Fatal(err)
+					}
+					sst += info.Size()
+				}
+			}
+			flushed := int64(n*size) * 3 / 4 // all but the last memtable or so
+			switch {
+			case compress && (sst == 0 || sst > flushed/10):
+				t.Errorf("compressed sstables hold %d bytes; want some, under %d", sst, flushed/10)
+			case !compress && sst < flushed:
+				t.Errorf("uncompressed sstables hold %d bytes; want at least %d", sst, flushed)
+			}
+		})
 	}
 }
