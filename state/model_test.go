@@ -42,6 +42,12 @@ type model struct {
 	lastRecord ChangelogRecord
 	onFlushes  int
 	hasOffset  bool // a commit or restore set the committed offset
+	// applied is the length of log that reached the DB: commits made with
+	// CommitDeferred since the last Commit have not.
+	applied int
+	// offsetDeferred: a deferred commit since the last applied one gave
+	// the store an offset.
+	offsetDeferred bool
 }
 
 func newModel(name string, partition int32, window bool, cacheBytes int) *model {
@@ -136,7 +142,10 @@ func (m *model) rangeData(start, end []byte) []kvPair {
 	return out
 }
 
-func (m *model) commit() {
+// commit commits the staged writes and reports whether the store wrote
+// changelog records, so that the commit carries its offset.
+func (m *model) commit(deferred bool) (wrote bool) {
+	wrote = len(m.pending) > 0
 	for k, v := range m.staged {
 		if v == nil {
 			delete(m.committed, k)
@@ -147,8 +156,31 @@ func (m *model) commit() {
 	clear(m.staged)
 	m.log = append(m.log, m.pending...)
 	m.pending = nil
-	m.hasOffset = true
 	m.flushed = maps(m.committed)
+	if deferred {
+		m.offsetDeferred = m.offsetDeferred || wrote
+	} else {
+		m.hasOffset = m.hasOffset || wrote || m.offsetDeferred
+		m.offsetDeferred = false
+		m.applied = len(m.log)
+	}
+	return wrote
+}
+
+// restoreTail replays the committed changelog records that did not reach
+// the DB, as the engine does after an abort or a restart: a deferred
+// commit leaves them in the changelog only.
+func restoreTail(t *testing.T, h handle, m *model) {
+	t.Helper()
+	if m.applied == len(m.log) {
+		return
+	}
+	if err := h.st().Restore(m.log[m.applied:], int64(len(m.log))); err != nil {
+		t.Fatalf("%s/%d: restore: %v", m.name, m.partition, err)
+	}
+	m.applied = len(m.log)
+	m.hasOffset = true
+	m.offsetDeferred = false
 }
 
 func (m *model) abort() {
@@ -315,9 +347,11 @@ func TestModel(t *testing.T) {
 		}
 		for _, mt := range tasks {
 			mt.open(t, db)
-			// The reopened DB holds exactly the committed state.
+			// The reopened DB holds exactly the committed state, once the
+			// changelog records of deferred commits are restored.
 			for i, h := range mt.stores {
 				m := mt.models[i]
+				restoreTail(t, h, m)
 				checkCommitted(t, h, m)
 			}
 		}
@@ -390,19 +424,32 @@ func TestModel(t *testing.T) {
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Fatalf("%s: range [%q, %q) (-want +got):\n%s", where, lo, hi, diff)
 				}
-			case r < 92:
+			case r < 90:
 				if err := mt.task.Flush(); err != nil {
 					t.Fatalf("%s: flush: %v", where, err)
 				}
+			case r < 92:
+				if h.kv == nil {
+					break
+				}
+				k, _, nk := randKey(m)
+				got, ok, err := h.kv.GetFlushed(k)
+				if err != nil {
+					t.Fatalf("%s: get flushed: %v", where, err)
+				}
+				want, wantOK := m.flushed[nk]
+				if diff := cmp.Diff(fmt.Sprint(wantOK, want), fmt.Sprint(ok, string(got))); diff != "" {
+					t.Fatalf("%s: get flushed %q (-want +got):\n%s", where, nk, diff)
+				}
 			case r < 97:
-				commitTask(t, mt, where)
+				commitTask(t, mt, where, rng.IntN(2) == 0)
 			default:
 				mt.task.Abort()
-				for _, m := range mt.models {
-					m.abort()
-				}
 				for i, h := range mt.stores {
-					checkCommitted(t, h, mt.models[i])
+					m := mt.models[i]
+					m.abort()
+					restoreTail(t, h, m)
+					checkCommitted(t, h, m)
 				}
 			}
 		}
@@ -410,7 +457,7 @@ func TestModel(t *testing.T) {
 			// End the phase with a commit or an abort: either way the
 			// reopened DB must hold the committed state.
 			if rng.IntN(2) == 0 {
-				commitTask(t, mt, "end of phase")
+				commitTask(t, mt, "end of phase", rng.IntN(2) == 0)
 			} else {
 				for _, m := range mt.models {
 					m.abort()
@@ -461,18 +508,27 @@ func startBound(b []byte) []byte {
 	return b[:windowStartLen]
 }
 
-func commitTask(t *testing.T, mt *modelTask, where string) {
+// commitTask flushes and commits mt, applying the commit to the DB unless
+// deferred (CommitDeferred).
+func commitTask(t *testing.T, mt *modelTask, where string, deferred bool) {
 	t.Helper()
 	if err := mt.task.Flush(); err != nil {
 		t.Fatalf("%s: flush: %v", where, err)
 	}
+	// Like the engine's, a commit carries the offsets of the stores that
+	// wrote changelog records only.
 	offsets := map[string]int64{}
 	for _, m := range mt.models {
-		m.commit()
-		offsets[m.name] = int64(len(m.log))
+		if m.commit(deferred) {
+			offsets[m.name] = int64(len(m.log))
+		}
 	}
-	if err := mt.task.Commit(offsets); err != nil {
-		t.Fatalf("%s: commit: %v", where, err)
+	commit := mt.task.Commit
+	if deferred {
+		commit = mt.task.CommitDeferred
+	}
+	if err := commit(offsets); err != nil {
+		t.Fatalf("%s: commit (deferred %v): %v", where, deferred, err)
 	}
 }
 

@@ -22,7 +22,7 @@ type ChangelogRecord struct {
 // was registered.
 type CacheStats struct {
 	Hits, Misses uint64 // reads answered by the cache, or not
-	Flushed      uint64 // dirty entries written to the staged batch
+	Flushed      uint64 // dirty entries flushed (changelogged, forwarded)
 	Evicted      uint64 // entries evicted to stay within CacheBytes
 	Bytes        int    // current size, as counted against CacheBytes
 	Entries      int    // current number of entries
@@ -41,8 +41,14 @@ type entry struct {
 	// place by the next write when they fit.
 	val []byte
 	del bool
-	// dirty: the entry was written since it last reached the staged batch.
+	// dirty: the entry was written since it was last flushed.
 	dirty bool
+	// pending: the entry's flushed value is in neither the staged batch
+	// nor the DB: Task.Commit writes it there. Flushing at commit marks
+	// entries pending rather than writing them to the (indexed) staged
+	// batch, and a deferred commit keeps them so: a key updated in every
+	// commit interval reaches the DB once per applied commit.
+	pending bool
 	// old is the value before the first write since the last flush, nil if
 	// none. Kept only for data entries of stores with OnFlush.
 	old []byte
@@ -80,8 +86,14 @@ type store struct {
 	// wscratch builds window keys (WindowStore).
 	wscratch []byte
 
-	// staged: the store wrote to the staged batch since the last commit.
+	// staged: the store wrote to the staged batch since the last applied
+	// commit.
 	staged bool
+	// pending lists the entries that became pending, in that order; it may
+	// hold entries that since reached the batch or left the cache: they
+	// are skipped.
+	pending  []*entry
+	npending int
 
 	cache      map[string]*entry // nil if uncached
 	head, tail *entry            // LRU list
@@ -278,15 +290,15 @@ func decodeOffset(v []byte) (int64, error) {
 // Restore writes changelog records (namespaced keys as given to
 // StoreConfig.Changelog, nil value a delete) directly into the DB, together
 // with the committed offset end, in one batch. It bypasses cache and staged
-// batch, and is only valid while the store has nothing staged or dirty:
-// before processing starts, or right after a Commit or Abort. It drops the
+// batch, and is only valid while the task has nothing staged, dirty or
+// deferred: before processing starts, or right after a Commit or Abort. It drops the
 // store's cached entries, which the records may make stale.
 func (s *store) Restore(records []ChangelogRecord, end int64) error {
 	if s.t.closed {
 		return s.errorf("restore: %w", ErrClosed)
 	}
-	if s.staged || s.ndirty > 0 {
-		return s.errorf("restore: store has uncommitted writes")
+	if s.staged || s.ndirty > 0 || s.npending > 0 || s.t.deferred != nil {
+		return s.errorf("restore: store has writes not applied to the DB")
 	}
 	if end < 0 {
 		return s.errorf("restore: negative offset %d", end)
@@ -521,18 +533,30 @@ func (s *store) writeThrough(full, value []byte, del, wantOld bool) error {
 }
 
 // stage writes the full key (nk its namespaced tail) to the staged batch and
-// calls Changelog and, for data, OnFlush. value nil is a delete.
+// emits it (see emit). value nil is a delete.
 func (s *store) stage(nk, full, value, old []byte) error {
-	var err error
-	if value == nil {
-		err = s.t.batch.Delete(full, nil)
-	} else {
-		err = s.t.batch.Set(full, value, nil)
-	}
-	if err != nil {
+	if err := s.put(s.t.batch, full, value); err != nil {
 		return err
 	}
+	return s.emit(nk, value, old)
+}
+
+// put writes the full key to b, value nil a delete, and notes that the
+// store has writes in the staged batch.
+func (s *store) put(b *pebble.Batch, full, value []byte) error {
+	var err error
+	if value == nil {
+		err = b.Delete(full, nil)
+	} else {
+		err = b.Set(full, value, nil)
+	}
 	s.staged = true
+	return err
+}
+
+// emit calls Changelog and, for data, OnFlush with a flushed write of the
+// namespaced key nk.
+func (s *store) emit(nk, value, old []byte) error {
 	if s.cfg.Changelog != nil {
 		s.cfg.Changelog(nk, value)
 	}
@@ -542,8 +566,9 @@ func (s *store) stage(nk, full, value, old []byte) error {
 	return nil
 }
 
-// flushEntry writes a dirty entry to the staged batch and marks it clean.
-func (s *store) flushEntry(e *entry, cached bool) error {
+// flushEntry flushes a dirty entry and marks it clean: it emits the write,
+// and either writes it to the staged batch (toBatch) or marks it pending.
+func (s *store) flushEntry(e *entry, cached, toBatch bool) error {
 	e.dirty = false
 	s.ndirty--
 	s.stats.Flushed++
@@ -552,16 +577,54 @@ func (s *store) flushEntry(e *entry, cached bool) error {
 	if cached {
 		s.size -= len(old)
 	}
+	if !toBatch {
+		if !e.pending {
+			e.pending = true
+			s.npending++
+			s.pending = append(s.pending, e)
+		}
+		return s.emit(e.keyBytes(), e.value(), old)
+	}
+	s.unpend(e)
 	full := append(s.takeScratch()[:s.plen], e.key...)
 	err := s.stage(e.keyBytes(), full, e.value(), old)
 	s.giveScratch(full)
 	return err
 }
 
+// unpend clears e's pending mark, once its value is (about to be) written
+// to a batch.
+func (s *store) unpend(e *entry) {
+	if e.pending {
+		e.pending = false
+		s.npending--
+	}
+}
+
+// writePending writes the pending entries to b, in the order they became
+// pending, and clears their marks.
+func (s *store) writePending(b *pebble.Batch) error {
+	list := s.pending
+	s.pending = list[:0]
+	for i, e := range list {
+		list[i] = nil
+		if !e.pending {
+			continue
+		}
+		s.unpend(e)
+		full := append(s.scratch[:s.plen], e.key...)
+		s.scratch = full
+		if err := s.put(b, full, e.value()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // flushOnce flushes the entries dirty when it starts, in the order they
-// became dirty. Entries dirtied meanwhile (by an OnFlush) are left for the
-// next pass.
-func (s *store) flushOnce() error {
+// became dirty (see flushEntry for toBatch). Entries dirtied meanwhile (by
+// an OnFlush) are left for the next pass.
+func (s *store) flushOnce(toBatch bool) error {
 	list := s.dirty
 	s.dirty, s.spare = s.spare[:0], nil
 	for i, e := range list {
@@ -569,7 +632,7 @@ func (s *store) flushOnce() error {
 		if !e.dirty {
 			continue
 		}
-		if err := s.flushEntry(e, true); err != nil {
+		if err := s.flushEntry(e, true, toBatch); err != nil {
 			return err
 		}
 	}
@@ -579,13 +642,15 @@ func (s *store) flushOnce() error {
 	return nil
 }
 
-// flush flushes until the store has no dirty entries.
+// flush flushes until the store has no dirty entries, and writes them and
+// the pending ones to the staged batch, so that an iterator over the batch
+// sees the store's current contents.
 func (s *store) flush() error {
 	for range maxFlushPasses {
 		if s.ndirty == 0 {
-			return nil
+			return s.writePending(s.t.batch)
 		}
-		if err := s.flushOnce(); err != nil {
+		if err := s.flushOnce(true); err != nil {
 			return err
 		}
 	}
@@ -597,8 +662,10 @@ func (s *store) reset() {
 	clear(s.cache)
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
+	clear(s.pending)
+	s.pending = s.pending[:0]
 	s.head, s.tail = nil, nil
-	s.size, s.ndirty = 0, 0
+	s.size, s.ndirty, s.npending = 0, 0, 0
 	s.staged = false
 	s.absentFrom, s.absentKnown = nil, false
 	s.last = nil
@@ -642,8 +709,9 @@ func (s *store) unlink(e *entry) {
 	e.prev, e.next = nil, nil
 }
 
-// evict removes least recently used entries, flushing dirty ones, until
-// the cache is within CacheBytes. An entry larger than CacheBytes is thus
+// evict removes least recently used entries, flushing dirty ones and
+// writing pending ones to the staged batch, until the cache is within
+// CacheBytes. An entry larger than CacheBytes is thus
 // written through at once.
 func (s *store) evict() error {
 	for s.size > s.cfg.CacheBytes && s.tail != nil {
@@ -656,8 +724,18 @@ func (s *store) evict() error {
 		s.size -= e.size()
 		s.stats.Evicted++
 		s.evicted(e.keyBytes())
-		if e.dirty {
-			if err := s.flushEntry(e, false); err != nil {
+		switch {
+		case e.dirty:
+			if err := s.flushEntry(e, false, true); err != nil {
+				return err
+			}
+		case e.pending:
+			// Flushed already: it only needs to stay readable.
+			s.unpend(e)
+			full := append(s.takeScratch()[:s.plen], e.key...)
+			err := s.put(s.t.batch, full, e.value())
+			s.giveScratch(full)
+			if err != nil {
 				return err
 			}
 		}
@@ -729,13 +807,29 @@ func (s *KV) Get(key []byte) (value []byte, ok bool, err error) {
 
 // GetFlushed returns the value of key as of the store's last flush: what
 // OnFlush has forwarded downstream, ignoring writes still dirty in the
-// cache. Without a cache it is Get. It does not load key into the cache.
-// The returned slice is a copy.
+// cache. Without a cache it is Get; a cached store needs OnFlush (which
+// makes it keep the flushed value of a dirty entry). It does not load key
+// into the cache. The returned slice is a copy.
 func (s *KV) GetFlushed(key []byte) (value []byte, ok bool, err error) {
 	if s.t.closed {
 		return nil, false, s.fail("get flushed", ErrClosed)
 	}
 	full := s.fullKey(nsData, key)
+	if s.cache != nil {
+		if s.cfg.OnFlush == nil {
+			return nil, false, s.errorf("get flushed: a cached store without OnFlush does not keep flushed values")
+		}
+		if e, ok := s.cache[string(full[s.plen:])]; ok {
+			v := e.value()
+			if e.dirty {
+				v = e.old // nil: absent
+			}
+			if v == nil {
+				return nil, false, nil
+			}
+			return slices.Clone(v), true, nil
+		}
+	}
 	v, err := s.readStaged(full)
 	if err != nil {
 		return nil, false, s.fail("get flushed", err)

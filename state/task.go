@@ -26,9 +26,13 @@ type Task struct {
 	closed bool
 	// failed: an operation failed midway since the last Commit or Abort.
 	failed bool
-	// batch holds the writes staged since the last commit. Reads see it
-	// as an overlay over the DB.
-	batch  *pebble.Batch
+	// batch holds the writes staged since the last applied commit (cache
+	// evictions, uncached stores, Range); the caches' pending entries
+	// hold the rest. Reads see it as an overlay over the DB.
+	batch *pebble.Batch
+	// deferred holds the changelog offsets of the commits made with
+	// CommitDeferred since the last applied one.
+	deferred map[string]int64
 	stores []*store // in registration order
 	byName map[string]*store
 }
@@ -79,9 +83,10 @@ func (t *Task) register(s *store, name string, partition int32, cfg StoreConfig)
 	return nil
 }
 
-// Flush flushes the dirty entries of every store's cache into the staged
-// batch, calling the stores' Changelog and OnFlush funcs, in the order the
-// stores were registered. As OnFlush may write to other stores, earlier or
+// Flush flushes the dirty entries of every store's cache, calling the
+// stores' Changelog and OnFlush funcs, in the order the stores were
+// registered. Flushed entries stay in the cache, pending: Commit writes
+// them to the DB. As OnFlush may write to other stores, earlier or
 // later registered, it repeats passes until no store has dirty entries, and
 // fails if that takes more than 100 passes (OnFlush writes in a cycle).
 func (t *Task) Flush() error {
@@ -95,7 +100,7 @@ func (t *Task) Flush() error {
 				continue
 			}
 			dirty = true
-			if err := s.flushOnce(); err != nil {
+			if err := s.flushOnce(false); err != nil {
 				t.failed = true
 				return fmt.Errorf("state: task %s: flush store %s: %w", t.name, s.id.name, err)
 			}
@@ -108,17 +113,95 @@ func (t *Task) Flush() error {
 	return fmt.Errorf("state: task %s: flush did not settle after %d passes", t.name, maxFlushPasses)
 }
 
-// Commit applies the staged batch to the DB, together with each store's
-// committed changelog offset: changelogEnd maps a store name to the offset
-// after its last changelog record, the one restore starts from. Stores
-// absent from the map keep their previous offset. Commit is called after
-// Flush and after the log transaction holding the changelog records has
-// committed; it fails if a cache holds unflushed writes or the map names a
-// store the task does not have, without applying anything. The apply does
-// not sync: the changelog is the source of truth (see the package doc).
-// A new staged batch is started; the caches keep their (now committed)
-// contents.
+// Commit applies the writes of the log commit that just succeeded, and of
+// the deferred ones before it (CommitDeferred), to the DB: the staged
+// batch, the caches' pending entries, and each store's committed
+// changelog offset. changelogEnd maps a store name to the offset after its
+// last changelog record, the one restore starts from. Stores absent from
+// the map (and from the deferred commits) keep their previous offset.
+// Commit is called after Flush and after the log transaction holding the
+// changelog records has committed; it fails if a cache holds unflushed
+// writes or the map names a store the task does not have, without
+// applying anything. The apply does not sync: the changelog is the source
+// of truth (see the package doc). A new staged batch is started; the
+// caches keep their (now committed) contents.
 func (t *Task) Commit(changelogEnd map[string]int64) error {
+	if err := t.checkCommit(changelogEnd); err != nil {
+		return err
+	}
+	for name, off := range t.deferred {
+		if _, ok := changelogEnd[name]; !ok {
+			if changelogEnd == nil {
+				changelogEnd = map[string]int64{}
+			}
+			changelogEnd[name] = off
+		}
+	}
+	// The staged batch is indexed, for reads; the batch applied is not,
+	// as indexing the pending entries would be wasted.
+	b := t.db.pdb.NewBatch()
+	defer b.Close()
+	if !t.batch.Empty() {
+		if err := b.Apply(t.batch, nil); err != nil {
+			t.failed = true
+			return fmt.Errorf("state: task %s: commit: %w", t.name, err)
+		}
+	}
+	for _, s := range t.stores {
+		if err := s.writePending(b); err != nil {
+			t.failed = true
+			return fmt.Errorf("state: task %s: commit: store %s: %w", t.name, s.id.name, err)
+		}
+	}
+	var val [8]byte
+	for name, off := range changelogEnd {
+		s := t.byName[name]
+		binary.BigEndian.PutUint64(val[:], uint64(off))
+		if err := b.Set(s.offsetKey, val[:], nil); err != nil {
+			t.failed = true
+			return fmt.Errorf("state: task %s: commit: %w", t.name, err)
+		}
+	}
+	if !b.Empty() {
+		if err := t.db.apply(b); err != nil {
+			t.failed = true
+			return fmt.Errorf("state: task %s: commit: %w", t.name, err)
+		}
+	}
+	if !t.batch.Empty() {
+		t.newBatch()
+	}
+	for _, s := range t.stores {
+		s.staged = false
+	}
+	t.deferred = nil
+	return nil
+}
+
+// CommitDeferred records that the log commit holding the flushed writes
+// succeeded, like Commit, but leaves them out of the DB: they stay in the
+// caches (pending) and the staged batch, where reads find them, until a
+// later Commit applies them with its own. A key updated in every commit
+// interval then reaches the DB once per applied commit rather than once
+// per commit. The DB stays a consistent prefix of the changelog, only an
+// older one: after an Abort (or a crash) the stores read the last applied
+// commit, and the changelog records since must be restored (Restore, from
+// CommittedOffset) before they are used again.
+func (t *Task) CommitDeferred(changelogEnd map[string]int64) error {
+	if err := t.checkCommit(changelogEnd); err != nil {
+		return err
+	}
+	if t.deferred == nil {
+		t.deferred = map[string]int64{}
+	}
+	for name, off := range changelogEnd {
+		t.deferred[name] = off
+	}
+	return nil
+}
+
+// checkCommit refuses a commit (see Commit) without changing anything.
+func (t *Task) checkCommit(changelogEnd map[string]int64) error {
 	if t.closed {
 		return fmt.Errorf("state: task %s: commit: %w", t.name, ErrClosed)
 	}
@@ -138,29 +221,12 @@ func (t *Task) Commit(changelogEnd map[string]int64) error {
 			return fmt.Errorf("state: task %s: commit: store %s: negative offset %d", t.name, name, off)
 		}
 	}
-	var val [8]byte
-	for name, off := range changelogEnd {
-		s := t.byName[name]
-		binary.BigEndian.PutUint64(val[:], uint64(off))
-		if err := t.batch.Set(s.offsetKey, val[:], nil); err != nil {
-			return fmt.Errorf("state: task %s: commit: %w", t.name, err)
-		}
-	}
-	if !t.batch.Empty() {
-		if err := t.db.apply(t.batch); err != nil {
-			t.failed = true
-			return fmt.Errorf("state: task %s: commit: %w", t.name, err)
-		}
-		t.newBatch()
-	}
-	for _, s := range t.stores {
-		s.staged = false
-	}
 	return nil
 }
 
 // Abort discards the staged batch and the contents of every cache. The
-// stores stay usable and read the state of the last commit.
+// stores stay usable and read the state of the last applied commit: after
+// CommitDeferred, the changelog holds more (see there).
 func (t *Task) Abort() {
 	if t.closed {
 		return
@@ -169,6 +235,7 @@ func (t *Task) Abort() {
 		s.reset()
 	}
 	t.failed = false
+	t.deferred = nil
 	t.newBatch()
 }
 
@@ -182,6 +249,7 @@ func (t *Task) Close() error {
 	for _, s := range t.stores {
 		s.reset()
 	}
+	t.deferred = nil
 	t.closed = true
 	err := t.batch.Close()
 	t.batch = nil
