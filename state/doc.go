@@ -10,23 +10,31 @@
 // one memtable budget bound the memory of all of them. A Task, one per
 // engine task, groups the task's store partitions (KV, WindowStore), their
 // caches, and one Pebble indexed batch of the writes staged since the last
-// commit. Reads see that batch as an overlay over the DB.
+// applied commit (evictions, uncached stores, Range). Reads see the cache,
+// then that batch as an overlay over the DB.
 //
 // # Commit protocol
 //
 // The engine drives a task through its commit intervals:
 //
-//  1. Task.Flush writes every store's dirty cache entries into the staged
-//     batch. For each write it calls the store's Changelog func (the engine
-//     turns it into a changelog record in its open log transaction) and,
-//     for data, OnFlush (the engine forwards the update downstream).
+//  1. Task.Flush flushes every store's dirty cache entries. For each write
+//     it calls the store's Changelog func (the engine turns it into a
+//     changelog record in its open log transaction) and, for data, OnFlush
+//     (the engine forwards the update downstream). The entries stay in the
+//     cache, pending.
 //  2. The engine commits the log transaction and learns, per store, the
 //     changelog offset after the store's last record.
-//  3. Task.Commit writes those offsets into the same staged batch and
-//     applies it to the DB, then starts a new staged batch.
+//  3. Task.Commit writes the staged batch, the pending entries and those
+//     offsets to the DB in one non-indexed batch, then starts a new staged
+//     batch. Or Task.CommitDeferred notes the offsets and leaves the
+//     writes where they are, for a later Commit to apply with its own: a
+//     key updated in every commit interval then reaches Pebble once per
+//     applied commit (the engine's Options.CheckpointInterval).
 //
 // If the log commit fails, Task.Abort drops the staged batch and every
-// cache: the stores read the state of the last applied commit again.
+// cache: the stores read the state of the last applied commit again, and
+// after deferred commits the engine restores the changelog records since
+// (Restore, from CommittedOffset) before it uses them.
 //
 // So the DB only ever holds committed state, and the state and the
 // changelog offsets that describe it reach the DB in one atomic batch: the
@@ -44,12 +52,12 @@
 //
 // Each store (StoreConfig.CacheBytes > 0) caches entries by key: reads that
 // miss are cached too, including absent keys. A write marks the entry dirty
-// and only reaches the staged batch when flushed, so 100 updates of a key in
-// one commit interval make one changelog record and one OnFlush call, with
-// the value before the first of them as old. The cache is an LRU list: when
-// it grows beyond CacheBytes, the least recently used entries are evicted,
-// dirty ones flushed first (into the staged batch, with Changelog and
-// OnFlush, as at commit). Flushes follow the order in which entries became
+// and is only flushed at commit, so 100 updates of a key in one commit
+// interval make one changelog record and one OnFlush call, with the value
+// before the first of them as old. The cache is an LRU list: when
+// it grows beyond CacheBytes, the least recently used entries are evicted:
+// dirty ones are flushed first (with Changelog and OnFlush, as at commit)
+// and written to the staged batch, as are pending ones. Flushes follow the order in which entries became
 // dirty, so downstream updates come out in a deterministic order. Per-key
 // order always holds, as a key has at most one dirty entry. A store without
 // a cache writes straight to the staged batch.
