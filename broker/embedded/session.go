@@ -167,9 +167,12 @@ type assignment struct {
 	t   *topic
 	pos int64 // next offset to return
 	// buf[head:] are records decoded but not returned yet, from pos on.
-	// The array is reused: records are copied out of it into Fetches.
 	buf  []broker.Record
 	head int
+	// lent: records of buf's array were handed out in a Fetch, so the
+	// array may only grow at its end; the next fill that would move or
+	// overwrite records takes a new one.
+	lent bool
 	// next is the offset from which to read more; valid when buffered.
 	next int64
 }
@@ -177,6 +180,9 @@ type assignment struct {
 func (a *assignment) rewind(pos int64) {
 	a.pos = pos
 	a.buf, a.head = a.buf[:0], 0
+	if a.lent {
+		a.buf, a.lent = nil, false
+	}
 }
 
 // buffered returns the records decoded but not returned yet.
@@ -396,20 +402,19 @@ func (s *Session) read(ready []readyPartition, limit int) (broker.Fetch, error) 
 			r.close()
 		}
 	}()
-	var avail int64 // at least the records to return, unless compaction removed some
-	for _, rp := range ready {
-		avail += rp.end - rp.a.pos
-	}
-	out := make([]broker.Record, 0, min(int64(limit), avail))
+	// The records go out without a copy when they come from one
+	// partition, as they do when a worker reads one partition.
+	var chunks [][]broker.Record
+	total := 0
 	start := s.rr % len(ready)
 	s.rr++
 	share := max(limit/len(ready), 1)
-	for pass := 0; pass < 2 && len(out) < limit; pass++ {
+	for pass := 0; pass < 2 && total < limit; pass++ {
 		for i := range ready {
 			rp := ready[(start+i)%len(ready)]
-			want := min(share, limit-len(out))
+			want := min(share, limit-total)
 			if pass == 1 {
-				want = limit - len(out)
+				want = limit - total
 			}
 			if want <= 0 {
 				break
@@ -431,10 +436,22 @@ func (s *Session) read(ready []readyPartition, limit int) (broker.Fetch, error) 
 			if n == 0 {
 				continue
 			}
-			out = append(out, buffered[:n]...)
+			chunks = append(chunks, buffered[:n:n])
+			total += n
+			a.lent = true
 			a.pos = buffered[n-1].Offset + 1
 			a.head += n
 		}
+	}
+	switch len(chunks) {
+	case 0:
+		return broker.Fetch{}, nil
+	case 1:
+		return broker.Fetch{Records: chunks[0]}, nil
+	}
+	out := make([]broker.Record, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
 	}
 	return broker.Fetch{Records: out}, nil
 }
@@ -451,6 +468,13 @@ func (s *Session) more(a *assignment, end int64) bool {
 // least want records or the partition has nothing more before end.
 func (s *Session) fill(r *reader, a *assignment, end int64, want int) error {
 	switch {
+	case a.lent:
+		buf := make([]broker.Record, len(a.buffered()), max(want, cap(a.buf)))
+		copy(buf, a.buffered())
+		a.buf, a.head, a.lent = buf, 0, false
+		if len(buf) == 0 {
+			a.next = a.pos
+		}
 	case a.head == len(a.buf):
 		a.buf, a.head = a.buf[:0], 0
 		a.next = a.pos

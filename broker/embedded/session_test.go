@@ -531,3 +531,50 @@ func TestDeleteTopicInUse(t *testing.T) {
 		t.Errorf("records = %q, want [new]", got)
 	}
 }
+
+// TestFetchesStayValid checks that the records of a Fetch are not
+// overwritten by later Polls, which reuse the session's read buffers.
+func TestFetchesStayValid(t *testing.T) {
+	l := openTest(t, Options{})
+	for _, p := range []int32{0, 1} {
+		createTopics(t, l, broker.TopicConfig{Name: fmt.Sprint("in", p), Partitions: 1})
+	}
+	for batch := range 3 {
+		var recs []broker.Record
+		for i := range 10 {
+			for _, p := range []int32{0, 1} {
+				recs = append(recs, rec(fmt.Sprint("in", p), 0, fmt.Sprint(p), fmt.Sprint(batch*10+i)))
+			}
+		}
+		if err := l.Produce(context.Background(), recs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, topics := range [][]string{{"in0"}, {"in0", "in1"}} {
+		t.Run(strings.Join(topics, ","), func(t *testing.T) {
+			s := join(t, l, "g"+fmt.Sprint(len(topics)), "m", topics...)
+			if f := poll(t, s, 0); len(f.Assigned) != len(topics) {
+				t.Fatalf("first poll = %+v; want the assignment", f)
+			}
+			var fetches [][]broker.Record
+			var snapshot []string
+			for n := 0; n < 30*len(topics); {
+				f := poll(t, s, 3)
+				fetches = append(fetches, f.Records)
+				for _, r := range f.Records {
+					snapshot = append(snapshot, fmt.Sprintf("%s/%d@%d=%s", r.Topic, r.Partition, r.Offset, r.Value))
+				}
+				n += len(f.Records)
+			}
+			var later []string
+			for _, f := range fetches {
+				for _, r := range f {
+					later = append(later, fmt.Sprintf("%s/%d@%d=%s", r.Topic, r.Partition, r.Offset, r.Value))
+				}
+			}
+			if diff := cmp.Diff(snapshot, later); diff != "" {
+				t.Errorf("records changed after later polls (-as returned +now):\n%s", diff)
+			}
+		})
+	}
+}
