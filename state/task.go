@@ -33,8 +33,8 @@ type Task struct {
 	// deferred holds the changelog offsets of the commits made with
 	// CommitDeferred since the last applied one.
 	deferred map[string]int64
-	stores []*store // in registration order
-	byName map[string]*store
+	stores   []*store // in registration order
+	byName   map[string]*store
 }
 
 // KV registers the key-value store partition (name, partition) with the
