@@ -346,6 +346,9 @@ func topicNamed(topics []topology.Topic, name string) topology.Topic {
 // Metrics are counters readable while the engine runs.
 type Metrics struct {
 	RecordsIn, RecordsOut, LateRecords, Commits int64
+	// Checkpoints counts the times a worker wrote its tasks' committed
+	// state to the state DB (see Options.CheckpointInterval).
+	Checkpoints int64
 	// RestoredRecords counts the changelog records replayed into stores
 	// when tasks start: after a crash, only the tail past what the state
 	// DB committed.
@@ -361,6 +364,7 @@ type Metrics struct {
 
 type metrics struct {
 	recordsIn, recordsOut, late, commits, restored atomic.Int64
+	checkpoints                                    atomic.Int64
 	skipped, deadLetters                           atomic.Int64
 }
 
@@ -371,6 +375,7 @@ func (e *Engine) Metrics() Metrics {
 		RecordsOut:  e.metrics.recordsOut.Load(),
 		LateRecords: e.metrics.late.Load(),
 		Commits:     e.metrics.commits.Load(),
+		Checkpoints: e.metrics.checkpoints.Load(),
 
 		RestoredRecords:   e.metrics.restored.Load(),
 		SkippedRecords:    e.metrics.skipped.Load(),

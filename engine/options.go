@@ -40,6 +40,15 @@ type Options struct {
 	Workers int
 	// CommitInterval is how often a worker commits. Default 100ms.
 	CommitInterval time.Duration
+	// CheckpointInterval is how often a worker writes its tasks' committed
+	// state to the state DB. In between, what commits changed stays in
+	// the stores' caches (and is in the changelog, committed): a window
+	// or key updated in every commit interval is written to Pebble once
+	// per checkpoint rather than once per commit. After a crash or an
+	// aborted transaction, a task restores the changelog records since
+	// its last checkpoint. A worker also checkpoints before it closes a
+	// task and when it stops. Default 1s; negative: at every commit.
+	CheckpointInterval time.Duration
 	// CacheBytes bounds the write-back cache of each store partition.
 	// Default 8 MiB; negative disables caching (every update is
 	// forwarded and changelogged).
@@ -142,6 +151,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CommitInterval == 0 {
 		o.CommitInterval = 100 * time.Millisecond
+	}
+	if o.CheckpointInterval == 0 {
+		o.CheckpointInterval = time.Second
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = defaultCacheBytes

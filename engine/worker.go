@@ -44,6 +44,11 @@ type worker struct {
 	// reported.
 	rebuild    bool
 	lastCommit time.Time
+	// lastCheckpoint is when the tasks' state was last written to the
+	// state DB; deferred, that commits since were not (see
+	// Options.CheckpointInterval).
+	lastCheckpoint time.Time
+	deferred       bool
 }
 
 func newWorker(e *Engine, id int, cfg broker.SessionConfig, sess broker.Session) *worker {
@@ -68,12 +73,13 @@ func (w *worker) run(ctx context.Context) (err error) {
 		if err != nil {
 			w.abort()
 		} else {
-			err = w.commit(stopCtx)
+			err = w.commit(stopCtx, true)
 		}
 		w.closeTasks()
 		err = errors.Join(err, w.sess.Close(stopCtx))
 	}()
 	w.lastCommit = time.Now()
+	w.lastCheckpoint = w.lastCommit
 	interval := w.e.opts.CommitInterval
 	// Commits are not cut short by ctx: a stop waits for the commit under
 	// way, then makes the final one.
@@ -133,7 +139,7 @@ func (w *worker) run(ctx context.Context) (err error) {
 			}
 		}
 		if time.Since(w.lastCommit) >= interval || w.finishing() {
-			if err := w.commit(commitCtx); err != nil {
+			if err := w.commit(commitCtx, false); err != nil {
 				return err
 			}
 		}
@@ -240,9 +246,10 @@ func (w *worker) ownsAll(topics []string, p int32) bool {
 	return true
 }
 
-// revoke commits, then closes the tasks reading revoked partitions.
+// revoke commits and checkpoints, then closes the tasks reading revoked
+// partitions.
 func (w *worker) revoke(ctx context.Context, tps []broker.TopicPartition) error {
-	if err := w.commit(ctx); err != nil {
+	if err := w.commit(ctx, true); err != nil {
 		return err
 	}
 	for _, tp := range tps {
@@ -324,8 +331,11 @@ func (w *worker) finishing() bool {
 	return false
 }
 
-// commit runs the commit protocol for all of the worker's tasks.
-func (w *worker) commit(ctx context.Context) error {
+// commit runs the commit protocol for all of the worker's tasks, and
+// writes their state to the state DB if checkpoint is set or a checkpoint
+// is due.
+func (w *worker) commit(ctx context.Context, checkpoint bool) error {
+	checkpoint = checkpoint || w.finishing() || time.Since(w.lastCheckpoint) >= w.e.opts.CheckpointInterval
 	for _, t := range w.tasks {
 		if err := t.state.Flush(); err != nil {
 			return fmt.Errorf("engine: task %s: flush: %w", t.id, err)
@@ -341,6 +351,9 @@ func (w *worker) commit(ctx context.Context) error {
 	}
 	if !w.dirty && !w.polled && len(offsets) == 0 {
 		w.lastCommit = time.Now()
+		if checkpoint && w.deferred {
+			return w.checkpoint()
+		}
 		return nil
 	}
 	crashPoint("commit.before-log")
@@ -369,7 +382,11 @@ func (w *worker) commit(ctx context.Context) error {
 		}
 		// The log commit succeeded: a failure here leaves the state DB
 		// behind its changelog, which a restart's restore catches up.
-		if err := t.state.Commit(stores); err != nil {
+		apply := t.state.Commit
+		if !checkpoint {
+			apply = t.state.CommitDeferred
+		}
+		if err := apply(stores); err != nil {
 			return fmt.Errorf("engine: task %s: apply state after the log commit: %w", t.id, err)
 		}
 		for tp, pos := range t.pos {
@@ -393,6 +410,25 @@ func (w *worker) commit(ctx context.Context) error {
 	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
 	w.skipped, w.deadLettered = 0, 0
 	w.lastCommit = time.Now()
+	w.deferred = !checkpoint
+	if checkpoint {
+		w.lastCheckpoint = w.lastCommit
+		m.checkpoints.Add(1)
+	}
+	return nil
+}
+
+// checkpoint writes the state of the commits deferred since the last
+// checkpoint to the state DB.
+func (w *worker) checkpoint() error {
+	for _, t := range w.tasks {
+		if err := t.state.Commit(nil); err != nil {
+			return fmt.Errorf("engine: task %s: apply state: %w", t.id, err)
+		}
+	}
+	w.deferred = false
+	w.lastCheckpoint = time.Now()
+	w.e.metrics.checkpoints.Add(1)
 	return nil
 }
 
@@ -416,6 +452,7 @@ func (w *worker) restart() error {
 	}
 	clear(w.tasks)
 	clear(w.byTP)
+	w.deferred = false // the new tasks restore what was deferred
 	w.rebuild = true
 	w.lastCommit = time.Now()
 	return nil

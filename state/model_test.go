@@ -530,6 +530,19 @@ func commitTask(t *testing.T, mt *modelTask, where string, deferred bool) {
 	if err := commit(offsets); err != nil {
 		t.Fatalf("%s: commit (deferred %v): %v", where, deferred, err)
 	}
+	// The DB's offsets tell what was applied: a deferred commit leaves
+	// them at the last applied one.
+	for i, h := range mt.stores {
+		m := mt.models[i]
+		off, ok, err := h.st().CommittedOffset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok != m.hasOffset || (ok && off != int64(m.applied)) {
+			t.Fatalf("%s: %s/%d: committed offset %d, %v after a commit (deferred %v); want %d, %v",
+				where, m.name, m.partition, off, ok, deferred, m.applied, m.hasOffset)
+		}
+	}
 }
 
 // checkCommitted checks that a store with nothing staged holds the model's
