@@ -115,7 +115,9 @@ type Session interface {
 	// an empty Fetch and ctx's error.
 	Poll(ctx context.Context, max int) (Fetch, error)
 	// Send adds r to the open transaction. r.Partition must be set
-	// (0 <= Partition < the topic's partition count). Errors surface at Commit.
+	// (0 <= Partition < the topic's partition count). Errors surface at
+	// Commit. Send copies what it keeps of r: the caller may reuse r's
+	// key, value and header buffers once it returns.
 	Send(r Record)
 	// Commit makes the records sent since the last Commit or Abort and the
 	// given consumer offsets visible together, or makes nothing visible and

@@ -131,7 +131,8 @@ func (o storeOpener) Window(name string, cfg state.StoreConfig) (*state.WindowSt
 func (t *task) storeConfig(name string, cfg state.StoreConfig) state.StoreConfig {
 	topic, p := t.changelogs[name], t.id.partition
 	cfg.Changelog = func(key, value []byte) {
-		t.w.sess.Send(broker.Record{Topic: topic, Partition: p, Timestamp: t.lastTs, Key: clone(key), Value: clone(value)})
+		// Send copies key and value.
+		t.w.sess.Send(broker.Record{Topic: topic, Partition: p, Timestamp: t.lastTs, Key: key, Value: value})
 	}
 	cfg.CacheBytes = max(t.w.e.opts.CacheBytes, 0)
 	return cfg

@@ -416,10 +416,17 @@ func testSessionCommit(t *testing.T, e *env) {
 	if diff := gocmp.Diff(wantEnds, ends); diff != "" {
 		t.Errorf("Commit ends (-want +got):\n%s", diff)
 	}
-	// A commit of records only.
-	s.Send(rec(out, 0, "k", "next"))
+	// A commit of records only. Send copies what it keeps: the caller's
+	// buffers are free again when it returns.
+	key, value := []byte("k"), []byte("next")
+	s.Send(broker.Record{Topic: out, Partition: 0, Key: key, Value: value})
+	copy(key, "X")
+	copy(value, "XXXX")
 	ends = s.commit(nil)
 	out0 = e.readAll(tp(out, 0))
+	if k := string(out0[len(out0)-1].Key); k != "k" {
+		t.Errorf("%s/0: last key %q, want %q", out, k, "k")
+	}
 	if diff := gocmp.Diff(map[broker.TopicPartition]int64{tp(out, 0): out0[len(out0)-1].Offset + 1}, ends); diff != "" {
 		t.Errorf("second Commit ends (-want +got):\n%s", diff)
 	}
