@@ -30,7 +30,7 @@ fmt:
 	gofmt -w .
 
 # A real Apache Kafka broker on 127.0.0.1:9092 (KRaft, one node) for the RealKafka tests:
-# jars from Maven Central (scripts/kafka/pom.xml), data and logs in scripts/kafka/run/broker.
+# jars from Maven Central (scripts/kafka/pom.xml), data and logs in scripts/kafka/_run/broker.
 # Needs java >= 17 and mvn. See scripts/kafka/README.md.
 KAFKA_SH := scripts/kafka/kafka.sh
 KAFKA_BROKERS ?= 127.0.0.1:$(or $(EDDY_KAFKA_PORT),9092)

@@ -8,7 +8,8 @@
 #   kafka.sh status [DIR]   is it running and ready? (exit 0 yes, 3 no)
 #   kafka.sh clean [DIR]    stop it and delete DIR (data, logs, config)
 #
-# DIR defaults to $EDDY_KAFKA_DIR, else scripts/kafka/run/broker (git-ignored). It holds
+# DIR defaults to $EDDY_KAFKA_DIR, else scripts/kafka/_run/broker (git-ignored; the
+# underscore keeps `go test ./...` from walking the files the broker deletes). It holds
 # server.properties, log4j2.xml, data/ (the log), logs/ (server.log, kafka.out), kafka.pid.
 #
 # Environment (all optional):
@@ -48,7 +49,7 @@ need() {
 
 # run_dir [DIR] -> absolute path (created).
 run_dir() {
-	local d="${1:-${EDDY_KAFKA_DIR:-$HERE/run/broker}}"
+	local d="${1:-${EDDY_KAFKA_DIR:-$HERE/_run/broker}}"
 	mkdir -p "$d"
 	(cd "$d" && pwd)
 }
