@@ -12,8 +12,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var harnessSeed = flag.Uint64("harness.seed", 0, "harness tests: WA1 seed; 0 picks one (printed)")
@@ -89,10 +92,17 @@ func testConfig(t *testing.T) Config {
 }
 
 // checkResult checks the fields every result must have sane values in.
+// The guarantee is the run's, or a peer's own.
 func checkResult(t *testing.T, r Result, cfg Config) {
 	t.Helper()
 	bad := func(field string, v any) { t.Errorf("%s: %s = %v", r.System, field, v) }
-	if r.Workload != "wa1" || r.Variant != string(cfg.Variant) || r.Emit != string(cfg.Emit) || r.Guarantee != ExactlyOnce {
+	guarantee := cfg.Guarantee
+	for _, p := range cfg.Peers {
+		if p.Name == r.System && p.Guarantee != "" {
+			guarantee = p.Guarantee
+		}
+	}
+	if r.Workload != "wa1" || r.Variant != string(cfg.Variant) || r.Emit != string(cfg.Emit) || r.Guarantee != guarantee {
 		bad("workload/variant/emit/guarantee", []string{r.Workload, r.Variant, r.Emit, r.Guarantee})
 	}
 	if r.Events != int64(cfg.Events) || r.Seed != cfg.Seed {
@@ -192,6 +202,40 @@ func TestRunEmbedded(t *testing.T) {
 	}
 }
 
+// TestRunEmbeddedAtLeastOnce runs eddy at least once on the embedded log
+// (whose commits stay atomic): its results equal the loop's, and the
+// results record the guarantee.
+func TestRunEmbeddedAtLeastOnce(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Guarantee, cfg.Events = AtLeastOnce, 10_000
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkIdentical(t, rep, []string{"loop", "eddy"})
+	for _, r := range rep.Results {
+		checkResult(t, r, cfg)
+	}
+}
+
+// TestPeersGuarantee checks what the peers are told and record: Kafka
+// Streams runs with the run's guarantee, goka is at least once always.
+func TestPeersGuarantee(t *testing.T) {
+	ks := KStreamsPeer("/repo")
+	for _, tc := range []struct{ run, want string }{{"", ExactlyOnce}, {ExactlyOnce, ExactlyOnce}, {AtLeastOnce, AtLeastOnce}} {
+		args := ks.Command(PeerArgs{Brokers: []string{"b:9092"}, Threads: 1, Guarantee: tc.run}).Args
+		if i := slices.Index(args, "--guarantee"); i < 0 || i+1 == len(args) || args[i+1] != tc.want {
+			t.Errorf("kstreams command for guarantee %q: %q, want --guarantee %s", tc.run, args, tc.want)
+		}
+	}
+	if ks.Guarantee != "" {
+		t.Errorf("kstreams' own guarantee %q, want the run's", ks.Guarantee)
+	}
+	if g := GokaPeer("/repo", t.TempDir()).Guarantee; g != AtLeastOnce {
+		t.Errorf("goka's guarantee %q, want %s", g, AtLeastOnce)
+	}
+}
+
 // TestRunEmbeddedLive appends the input live in eddy's process and
 // measures latency.
 func TestRunEmbeddedLive(t *testing.T) {
@@ -245,7 +289,6 @@ func TestRunUsage(t *testing.T) {
 		edit func(*Config)
 		want string
 	}{
-		{"at-least-once", func(c *Config) { c.Guarantee = AtLeastOnce }, "not built yet"},
 		{"guarantee", func(c *Config) { c.Guarantee = "maybe" }, `unknown guarantee "maybe"`},
 		{"variant", func(c *Config) { c.Variant = "cubic" }, `unknown WA1 variant "cubic"`},
 		{"emit", func(c *Config) { c.Emit = "never" }, `emit mode "never"`},
@@ -278,11 +321,30 @@ func newKfake(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
+// newKfakeTxns is newKfake, also counting the transactional ids that the
+// clients of the cluster, in any process, initialize.
+func newKfakeTxns(t *testing.T) ([]string, *atomic.Int64) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var txns atomic.Int64
+	c.ControlKey(int16(kmsg.InitProducerID), func(kr kmsg.Request) (kmsg.Response, error, bool) {
+		if req := kr.(*kmsg.InitProducerIDRequest); req.TransactionalID != nil {
+			txns.Add(1)
+		}
+		return nil, nil, false // observed only; the cluster answers
+	})
+	return c.ListenAddrs(), &txns
+}
+
 // fakeGokaPeer is a peer writing goka's output format, run as the test
 // binary: it exercises the peer protocol and the goka decoding.
 func fakeGokaPeer() Peer {
 	return Peer{
-		Name: "fakegoka", Format: FormatGoka, Emits: []WA1Emit{EmitClose, EmitUpdate},
+		Name: "fakegoka", Format: FormatGoka, Emits: []WA1Emit{EmitClose, EmitUpdate}, Guarantee: AtLeastOnce,
 		Command: func(a PeerArgs) *exec.Cmd {
 			cmd := exec.Command(os.Args[0], "--brokers", strings.Join(a.Brokers, ","), "--input", a.Input,
 				"--group", a.Group, "--state-dir", a.StateDir, "--threads", strconv.Itoa(a.Threads))
@@ -362,11 +424,15 @@ func runFakePeer(args []string) int {
 // peer against kfake, on one preloaded input.
 func TestRunKafkaFake(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.Backend, cfg.Brokers, cfg.Peers = "kafka", newKfake(t), []Peer{fakeGokaPeer()}
+	brokers, txns := newKfakeTxns(t)
+	cfg.Backend, cfg.Brokers, cfg.Peers = "kafka", brokers, []Peer{fakeGokaPeer()}
 	cfg.Timeout = 2 * time.Minute
 	rep, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if txns.Load() == 0 {
+		t.Error("no transactional id was initialized: eddy did not run exactly-once")
 	}
 	checkIdentical(t, rep, []string{"loop", "eddy", "fakegoka"})
 	for _, r := range rep.Results {
@@ -374,6 +440,28 @@ func TestRunKafkaFake(t *testing.T) {
 		if r.System != "loop" && r.LoadSeconds <= 0 {
 			t.Errorf("%s: load_seconds %v", r.System, r.LoadSeconds)
 		}
+	}
+}
+
+// TestRunKafkaFakeAtLeastOnce runs eddy's Kafka worker at least once and
+// the fake goka peer on kfake: no transactional id is ever initialized,
+// both give the loop's results, and eddy's result records the run's
+// guarantee, fakegoka's its own.
+func TestRunKafkaFakeAtLeastOnce(t *testing.T) {
+	cfg := testConfig(t)
+	brokers, txns := newKfakeTxns(t)
+	cfg.Backend, cfg.Brokers, cfg.Peers, cfg.Loop = "kafka", brokers, []Peer{fakeGokaPeer()}, false
+	cfg.Guarantee, cfg.Events, cfg.Timeout = AtLeastOnce, 10_000, 2*time.Minute
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := txns.Load(); n != 0 {
+		t.Errorf("%d transactional ids initialized in an at-least-once run", n)
+	}
+	checkIdentical(t, rep, []string{"eddy", "fakegoka"})
+	for _, r := range rep.Results {
+		checkResult(t, r, cfg)
 	}
 }
 

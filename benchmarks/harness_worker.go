@@ -33,6 +33,9 @@ type WorkerConfig struct {
 	Backend string     `json:"backend"`
 	Variant WA1Variant `json:"variant"`
 	Emit    WA1Emit    `json:"emit"`
+	// Guarantee is eddy's processing guarantee: ExactlyOnce (also for
+	// "") or AtLeastOnce.
+	Guarantee string `json:"guarantee,omitempty"`
 	// Dir is eddy's StateDir: the state DB in Dir/state and, on the
 	// embedded log, the log in Dir/log.
 	Dir        string   `json:"dir,omitempty"`
@@ -201,6 +204,14 @@ func workerEngine(cfg WorkerConfig, opts engine.Options) (*engine.Engine, error)
 	if err != nil {
 		return nil, err
 	}
+	switch cfg.Guarantee {
+	case "", ExactlyOnce:
+		opts.Guarantee = engine.ExactlyOnce
+	case AtLeastOnce:
+		opts.Guarantee = engine.AtLeastOnce
+	default:
+		return nil, fmt.Errorf("benchmarks: worker: unknown guarantee %q (want %s or %s)", cfg.Guarantee, ExactlyOnce, AtLeastOnce)
+	}
 	opts.StateDir, opts.Workers = cfg.Dir, cfg.Workers
 	return engine.Open(topo, opts)
 }
@@ -239,9 +250,9 @@ func runEddyBoundedWorker(ctx context.Context, cfg WorkerConfig, w *workerIO) (e
 
 // runEddyLiveWorker runs eddy unbounded on the embedded log while it
 // appends WA1 at cfg.Rate and then the end markers, tails the committed
-// output, and stops once every input record is committed (under
-// exactly-once, its output is then committed too). The timed part runs
-// from the first append to that moment.
+// output, and stops once every input record is committed (its output is
+// then committed too: the embedded log commits both at once, under either
+// guarantee). The timed part runs from the first append to that moment.
 func runEddyLiveWorker(ctx context.Context, cfg WorkerConfig, w *workerIO) (err error) {
 	eng, err := workerEngine(cfg, engine.Options{})
 	if err != nil {

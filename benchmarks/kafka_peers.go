@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -13,7 +14,9 @@ import (
 // KStreamsPeer is the Kafka Streams 4.1 peer (benchmarks/kstreams of the
 // repository at root): `java -jar benchmarks/kstreams/target/eddy-kstreams-wa1.jar`,
 // built with `mvn -q -B package -DskipTests` if the jar is missing. It
-// writes final results (suppress until window close) in FormatWindowed.
+// writes final results (suppress until window close) in FormatWindowed,
+// and runs with the run's guarantee (--guarantee: processing.guarantee
+// exactly_once_v2 or at_least_once).
 func KStreamsPeer(root string) Peer {
 	dir := filepath.Join(root, "benchmarks", "kstreams")
 	jar := filepath.Join(dir, "target", "eddy-kstreams-wa1.jar")
@@ -37,7 +40,7 @@ func KStreamsPeer(root string) Peer {
 		Command: func(a PeerArgs) *exec.Cmd {
 			return exec.Command("java", "-jar", jar, "--brokers", strings.Join(a.Brokers, ","),
 				"--input", a.Input, "--output", a.Output, "--app-id", a.AppID,
-				"--state-dir", a.StateDir, "--threads", strconv.Itoa(a.Threads))
+				"--state-dir", a.StateDir, "--threads", strconv.Itoa(a.Threads), "--guarantee", cmp.Or(a.Guarantee, ExactlyOnce))
 		},
 	}
 }
@@ -46,12 +49,13 @@ func KStreamsPeer(root string) Peer {
 // root, its own module), built with `go build` into binDir. Its results
 // are the running counts of its group table "<group>-table"
 // (FormatGoka); its first processor's group "<group>-rekey" reads the
-// input.
+// input. goka has no transactions: it is at least once whatever the run's
+// guarantee, and its results say so.
 func GokaPeer(root, binDir string) Peer {
 	dir := filepath.Join(root, "benchmarks", "goka")
 	bin := filepath.Join(binDir, "eddy-goka-wa1")
 	return Peer{
-		Name: "goka", Format: FormatGoka, Emits: []WA1Emit{EmitClose, EmitUpdate},
+		Name: "goka", Format: FormatGoka, Emits: []WA1Emit{EmitClose, EmitUpdate}, Guarantee: AtLeastOnce,
 		Prepare: func(ctx context.Context, logf func(string, ...any)) error {
 			logf("goka: building it with `go build -o %s .` in %s", bin, dir)
 			cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")

@@ -21,6 +21,8 @@ type kafkaSystem struct {
 	start  func(a PeerArgs) (*child, error)
 	output func(a PeerArgs) string
 	group  func(a PeerArgs) string
+	// guarantee is the peer's own (Peer.Guarantee), recorded in its result.
+	guarantee string
 }
 
 // runKafka runs eddy and the peers one after the other against the
@@ -66,7 +68,7 @@ func (h *harness) runKafka(ctx context.Context) error {
 		name: "eddy", format: FormatWindowed,
 		start: func(a PeerArgs) (*child, error) {
 			return h.startWorker("eddy", WorkerConfig{System: "eddy", Backend: "kafka", Variant: cfg.Variant, Emit: cfg.Emit,
-				Dir: a.StateDir, Brokers: a.Brokers, App: a.AppID, Input: a.Input, Output: a.Output,
+				Guarantee: a.Guarantee, Dir: a.StateDir, Brokers: a.Brokers, App: a.AppID, Input: a.Input, Output: a.Output,
 				Partitions: cfg.Partitions, Workers: a.Threads, CPUProfile: h.profile("kafka")})
 		},
 	}}
@@ -87,7 +89,7 @@ func (h *harness) runKafka(ctx context.Context) error {
 		}
 		p := p
 		systems = append(systems, kafkaSystem{
-			name: p.Name, format: p.Format, output: p.OutputTopic, group: p.InputGroup,
+			name: p.Name, format: p.Format, output: p.OutputTopic, group: p.InputGroup, guarantee: p.Guarantee,
 			start: func(a PeerArgs) (*child, error) {
 				cmd := p.Command(a)
 				return startChild(p.Name, cmd, filepath.Join(h.dir, p.Name+".stderr"))
@@ -111,7 +113,7 @@ func (h *harness) runKafkaSystem(ctx context.Context, env *kafkaEnv, s kafkaSyst
 	cfg := &h.cfg
 	parts := int32(cfg.Partitions)
 	a := PeerArgs{Brokers: cfg.Brokers, Input: input, Output: prefix + s.name + "-output", AppID: prefix + s.name,
-		Group: prefix + s.name, StateDir: filepath.Join(h.dir, s.name+"-state"), Threads: cfg.Workers}
+		Group: prefix + s.name, StateDir: filepath.Join(h.dir, s.name+"-state"), Threads: cfg.Workers, Guarantee: cfg.Guarantee}
 	if cfg.Rate > 0 {
 		a.Input = prefix + s.name + "-input"
 	}
@@ -205,8 +207,9 @@ func (h *harness) runKafkaSystem(ctx context.Context, env *kafkaEnv, s kafkaSyst
 			if n, err := env.committed(runCtx, group, a.Input); err == nil {
 				committed.Store(n)
 				// Without expected results (variants), the output is
-				// complete once all input is committed: under
-				// exactly-once its output was committed with it.
+				// complete once all input is committed: its output
+				// was committed with it (exactly-once) or before it
+				// (at-least-once).
 				if watch.expected == nil && n >= total && !producing {
 					outputDone = true
 				}
@@ -226,6 +229,9 @@ func (h *harness) runKafkaSystem(ctx context.Context, env *kafkaEnv, s kafkaSyst
 
 	r := h.base
 	r.System, r.LoadSeconds, r.Seconds = s.name, load.Seconds(), elapsed.Seconds()
+	if s.guarantee != "" {
+		r.Guarantee = s.guarantee
+	}
 	r.StateBytes = &state
 	measured(&r, c)
 	if ok0 && ok1 {

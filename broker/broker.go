@@ -84,6 +84,14 @@ type SessionConfig struct {
 	Topics []string
 	// Assignor assigns partitions; nil means CoPartitioned.
 	Assignor Assignor
+	// AtLeastOnce lets the member commit its records and its offsets
+	// apart rather than atomically (Kafka: without a transaction). After
+	// a crash or a failed Commit, records sent since the last successful
+	// Commit may be visible, and the input they came from is read again:
+	// duplicates, never losses. A failed Commit still rewinds the session
+	// to the committed offsets. Backends that commit atomically anyway,
+	// such as the embedded log, ignore it.
+	AtLeastOnce bool
 }
 
 // Fetch is what Poll returns: records, or a change of assignment, never both.

@@ -8,9 +8,12 @@ package engine_test
 // bounded run finishes the input, and the committed output topics and
 // the state store are compared with a naive model of the input.
 //
-// make test runs TestCrashEmbedded (20 kills) and TestCrashKafka (5 kills,
-// kfake); make test-crash raises the counts (EDDY_CRASH_KILLS,
-// EDDY_CRASH_KAFKA_KILLS) and adds TestRealKafkaCrash. A failing run is
+// make test runs TestCrashEmbedded (20 kills), TestCrashKafka and
+// TestCrashKafkaAtLeastOnce (5 kills each, kfake); make test-crash raises
+// the counts (EDDY_CRASH_KILLS, EDDY_CRASH_KAFKA_KILLS) and adds
+// TestRealKafkaCrash and TestRealKafkaCrashAtLeastOnce. Exactly-once runs
+// must show no duplicate and nothing missing; at-least-once runs nothing
+// missing, and they report the duplicates they saw. A failing run is
 // replayed with -seed; EDDY_CRASH_LOG=debug (or info) logs the children's
 // engines to stderr and prints the final run's log.
 
@@ -62,6 +65,8 @@ type crashConfig struct {
 	At         string `json:",omitempty"`
 	Bounded    bool   `json:",omitempty"`
 	CacheBytes int
+	// AtLeastOnce runs the engine with Guarantee AtLeastOnce.
+	AtLeastOnce bool `json:",omitempty"`
 }
 
 const (
@@ -132,6 +137,9 @@ func runCrashChild(cfgJSON string) int {
 		CommitInterval: 20 * time.Millisecond,
 		CacheBytes:     cfg.CacheBytes,
 		Bounded:        cfg.Bounded,
+	}
+	if cfg.AtLeastOnce {
+		opts.Guarantee = engine.AtLeastOnce
 	}
 	if lvl := os.Getenv("EDDY_CRASH_LOG"); lvl != "" {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.LevelFromString(lvl), Output: os.Stderr})
@@ -313,27 +321,39 @@ func crashKills(t *testing.T, env string, def int) int {
 
 func TestCrashEmbedded(t *testing.T) {
 	dir := t.TempDir()
-	testCrash(t, dir, embeddedCrashBackend(dir), crashKills(t, "EDDY_CRASH_KILLS", 20))
+	testCrash(t, dir, embeddedCrashBackend(dir), crashKills(t, "EDDY_CRASH_KILLS", 20), engine.ExactlyOnce)
 }
 
 func TestCrashKafka(t *testing.T) {
-	testCrash(t, t.TempDir(), kafkaCrashBackend(t, "kfake", newKfakeMinSession(t)), crashKills(t, "EDDY_CRASH_KAFKA_KILLS", 5))
+	testCrash(t, t.TempDir(), kafkaCrashBackend(t, "kfake", newKfakeMinSession(t)), crashKills(t, "EDDY_CRASH_KAFKA_KILLS", 5), engine.ExactlyOnce)
+}
+
+// TestCrashKafkaAtLeastOnce runs the crash harness at least once on kfake:
+// kills may duplicate output and over-count, but nothing may be missing.
+func TestCrashKafkaAtLeastOnce(t *testing.T) {
+	testCrash(t, t.TempDir(), kafkaCrashBackend(t, "kfake", newKfakeMinSession(t)), crashKills(t, "EDDY_CRASH_KAFKA_KILLS", 5), engine.AtLeastOnce)
 }
 
 func TestRealKafkaCrash(t *testing.T) {
 	brokers := realBrokers(t)
-	testCrash(t, t.TempDir(), kafkaCrashBackend(t, "real Kafka broker", brokers), crashKills(t, "EDDY_CRASH_KAFKA_KILLS", 5))
+	testCrash(t, t.TempDir(), kafkaCrashBackend(t, "real Kafka broker", brokers), crashKills(t, "EDDY_CRASH_KAFKA_KILLS", 5), engine.ExactlyOnce)
+}
+
+func TestRealKafkaCrashAtLeastOnce(t *testing.T) {
+	brokers := realBrokers(t)
+	testCrash(t, t.TempDir(), kafkaCrashBackend(t, "real Kafka broker", brokers), crashKills(t, "EDDY_CRASH_KAFKA_KILLS", 5), engine.AtLeastOnce)
 }
 
 // crashPoints are the engine's crash points a child may kill itself at.
 var crashPoints = []string{"commit.before-log", "commit.after-log", "commit.after-state", "restore"}
 
-func testCrash(t *testing.T, dir string, be crashBackend, kills int) {
+func testCrash(t *testing.T, dir string, be crashBackend, kills int, g engine.Guarantee) {
 	seed := testSeed(t)
 	r := rand.New(rand.NewPCG(seed, 0xc7a5))
 	app := fmt.Sprintf("crash-%d-%d", seed%1_000_000, time.Now().UnixNano()%1_000_000)
 	cacheBytes := []int{-1, 2048, 0}[r.IntN(3)] // off, tiny (evictions), default
-	t.Logf("%s: app %s, cache %d bytes, %d kills", be.name, app, cacheBytes, kills)
+	atLeastOnce := g == engine.AtLeastOnce
+	t.Logf("%s, %s: app %s, cache %d bytes, %d kills", be.name, g, app, cacheBytes, kills)
 	model := newCrashModel()
 	be.withLog(t, func(l broker.Log) {
 		err := l.CreateTopics(context.Background(),
@@ -343,7 +363,7 @@ func testCrash(t *testing.T, dir string, be crashBackend, kills int) {
 			t.Fatal(err)
 		}
 	})
-	cfg := crashConfig{App: app, Dir: filepath.Join(dir, "instance"), Brokers: be.brokers, CacheBytes: cacheBytes}
+	cfg := crashConfig{App: app, Dir: filepath.Join(dir, "instance"), Brokers: be.brokers, CacheBytes: cacheBytes, AtLeastOnce: atLeastOnce}
 	if be.brokers == nil {
 		cfg.Dir = dir
 	}
@@ -426,13 +446,16 @@ func testCrash(t *testing.T, dir string, be crashBackend, kills int) {
 		t.Fatalf("the final run exited %d; stderr:\n%s", code, c.stderr())
 	}
 	var res crashResult
-	be.withLog(t, func(l broker.Log) { res = checkCrashOutput(t, l, app, model) })
-	checkCrashState(t, cfg, model)
-	t.Logf("%s: kills %d (%d at crash points, %d at random instants; state dir lost %d times), records %d (%d orders, %d payments), outputs %d, duplicates %d, missing %d, in %s",
-		be.name, kills, stats.atPoint, stats.random, stats.lostState, model.nextOrder+model.nextPayment, model.nextOrder, model.nextPayment,
-		res.outputs, res.duplicates, res.missing, time.Since(start).Round(time.Second))
-	if res.duplicates != 0 || res.missing != 0 {
-		t.Errorf("exactly-once violated: %d duplicates, %d missing (replay with -seed=%d)", res.duplicates, res.missing, seed)
+	be.withLog(t, func(l broker.Log) { res = checkCrashOutput(t, l, app, model, atLeastOnce) })
+	overCounted := checkCrashState(t, cfg, model)
+	t.Logf("%s, %s: kills %d (%d at crash points, %d at random instants; state dir lost %d times), records %d (%d orders, %d payments), outputs %d, duplicates %d, missing %d, stored counts over the model's %d, in %s",
+		be.name, g, kills, stats.atPoint, stats.random, stats.lostState, model.nextOrder+model.nextPayment, model.nextOrder, model.nextPayment,
+		res.outputs, res.duplicates, res.missing, overCounted, time.Since(start).Round(time.Second))
+	switch {
+	case res.missing != 0:
+		t.Errorf("%s violated: %d missing, %d duplicates (replay with -seed=%d)", g, res.missing, res.duplicates, seed)
+	case !atLeastOnce && res.duplicates != 0:
+		t.Errorf("exactly-once violated: %d duplicates (replay with -seed=%d)", res.duplicates, seed)
 	}
 }
 
@@ -554,13 +577,29 @@ type crashResult struct {
 // checkCrashOutput compares the committed output topics with the model.
 // Windowed counts are emitted on every update through the cache: each
 // window's counts must rise strictly (a repeated or falling count is a
-// duplicate) and end at the model's count (else records are missing);
-// without the cache they must be exactly 1..n. The per-user counts' last
-// value must be the model's. The join's results must be the model's
-// multiset exactly.
-func checkCrashOutput(t *testing.T, l broker.Log, app string, m *crashModel) crashResult {
+// duplicate) and end at the model's count (below it, records are
+// missing; above, they were counted twice); without the cache they must
+// be exactly 1..n. The per-user counts' last value must be the model's.
+// The join's results must be the model's multiset exactly. A window the
+// input does not have is always an error.
+//
+// At least once, duplicates are counted but are no error: output records
+// may repeat and counts may end above the model's, never below it.
+func checkCrashOutput(t *testing.T, l broker.Log, app string, m *crashModel, atLeastOnce bool) crashResult {
 	t.Helper()
 	var res crashResult
+	dup := func(n int, format string, args ...any) {
+		t.Helper()
+		res.duplicates += n
+		if !atLeastOnce {
+			t.Errorf(format, args...)
+		}
+	}
+	miss := func(n int, format string, args ...any) {
+		t.Helper()
+		res.missing += n
+		t.Errorf(format, args...)
+	}
 	ws := serde.Windowed(serde.String(), crashWindow.Milliseconds())
 	last := map[string]int64{}
 	for _, part := range readAll(t, l, app+"-user-windows") {
@@ -573,16 +612,17 @@ func checkCrashOutput(t *testing.T, l broker.Log, app string, m *crashModel) cra
 			n := int64(binary.BigEndian.Uint64(rec.Value))
 			k := fmt.Sprintf("%s@%d", w.Key, w.Start)
 			if n <= last[k] {
-				res.duplicates++
-				t.Errorf("window %s: count %d after %d", k, n, last[k])
+				dup(1, "window %s: count %d after %d", k, n, last[k])
 			}
 			last[k] = n
 		}
 	}
 	for k, want := range m.windows {
-		if last[k] != want {
-			res.missing++
-			t.Errorf("window %s: last count %d, want %d", k, last[k], want)
+		switch got := last[k]; {
+		case got < want:
+			miss(1, "window %s: last count %d, want %d", k, got, want)
+		case got > want:
+			dup(int(got-want), "window %s: last count %d, want %d", k, got, want)
 		}
 	}
 	for k := range last {
@@ -597,16 +637,17 @@ func checkCrashOutput(t *testing.T, l broker.Log, app string, m *crashModel) cra
 			res.outputs++
 			n := int64(binary.BigEndian.Uint64(rec.Value))
 			if n <= users[string(rec.Key)] {
-				res.duplicates++
-				t.Errorf("user %s: count %d after %d", rec.Key, n, users[string(rec.Key)])
+				dup(1, "user %s: count %d after %d", rec.Key, n, users[string(rec.Key)])
 			}
 			users[string(rec.Key)] = n
 		}
 	}
 	for u, want := range m.users {
-		if users[u] != want {
-			res.missing++
-			t.Errorf("user %s: last count %d, want %d", u, users[u], want)
+		switch got := users[u]; {
+		case got < want:
+			miss(1, "user %s: last count %d, want %d", u, got, want)
+		case got > want:
+			dup(int(got-want), "user %s: last count %d, want %d", u, got, want)
 		}
 	}
 	got := map[string]int{}
@@ -622,22 +663,22 @@ func checkCrashOutput(t *testing.T, l broker.Log, app string, m *crashModel) cra
 			continue
 		}
 		if n > want[k] {
-			res.duplicates += n - want[k]
-			t.Errorf("join result %s: %d times, want %d", k, n, want[k])
+			dup(n-want[k], "join result %s: %d times, want %d", k, n, want[k])
 		}
 	}
 	for k, n := range want {
 		if got[k] < n {
-			res.missing += n - got[k]
-			t.Errorf("join result %s: %d times, want %d", k, got[k], n)
+			miss(n-got[k], "join result %s: %d times, want %d", k, got[k], n)
 		}
 	}
 	return res
 }
 
 // checkCrashState reads the per-user count store from the state DB the
-// final run left behind and compares it with the model.
-func checkCrashState(t *testing.T, cfg crashConfig, m *crashModel) {
+// final run left behind and compares it with the model: it must be equal
+// under exactly-once, and at least as large at least once. It returns by
+// how much the stored counts exceed the model's in all.
+func checkCrashState(t *testing.T, cfg crashConfig, m *crashModel) (over int64) {
 	t.Helper()
 	topo, err := crashTopology(cfg.App).Build()
 	if err != nil {
@@ -678,13 +719,17 @@ func checkCrashState(t *testing.T, cfg crashConfig, m *crashModel) {
 		}
 	}
 	for u, want := range m.users {
-		if got[u] != want {
+		switch {
+		case got[u] > want && cfg.AtLeastOnce:
+			over += got[u] - want
+		case got[u] != want:
 			t.Errorf("state store user-orders, key %s: %d, want %d", u, got[u], want)
 		}
 	}
 	if len(got) != len(m.users) {
 		t.Errorf("state store user-orders holds %d users, want %d", len(got), len(m.users))
 	}
+	return over
 }
 
 // newKfakeMinSession starts a kfake cluster that allows the crash

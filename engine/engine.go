@@ -129,10 +129,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer cancel()
 	workers := make([]*worker, e.opts.Workers)
 	for i := range workers {
+		// A worker rejoins with this same cfg (worker.rejoin).
 		cfg := broker.SessionConfig{
-			Group:  e.topo.App(),
-			Member: fmt.Sprintf("%s-%s-%d", e.topo.App(), e.opts.InstanceID, i),
-			Topics: topics,
+			Group:       e.topo.App(),
+			Member:      fmt.Sprintf("%s-%s-%d", e.topo.App(), e.opts.InstanceID, i),
+			Topics:      topics,
+			AtLeastOnce: e.opts.Guarantee == AtLeastOnce,
 		}
 		sess, err := e.log.NewSession(ctx, cfg)
 		if err != nil {

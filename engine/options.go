@@ -32,12 +32,17 @@ type Options struct {
 	Kafka *kafka.Options
 	// InstanceID names this instance in its application's consumer group:
 	// worker i joins as "<app>-<InstanceID>-<i>", which is also its
-	// transactional identity. It must be unique among the instances
-	// running at once. Default: a random id per Engine.
+	// transactional identity (exactly-once on Kafka: a restart with the
+	// same InstanceID fences the previous run's transactions at once). It
+	// must be unique among the instances running at once. Default: a
+	// random id per Engine.
 	InstanceID string
 	// Workers is the number of worker goroutines, each a consumer-group
 	// member with its own transaction. Default: GOMAXPROCS.
 	Workers int
+	// Guarantee is the processing guarantee: ExactlyOnce (the default) or
+	// AtLeastOnce, Kafka Streams' processing.guarantee.
+	Guarantee Guarantee
 	// CommitInterval is how often a worker commits. Default 100ms.
 	CommitInterval time.Duration
 	// CheckpointInterval is how often a worker writes its tasks' committed
@@ -136,6 +141,40 @@ func (d DecodeErrors) String() string {
 	return fmt.Sprintf("DecodeErrors(%d)", int(d))
 }
 
+// Guarantee is a processing guarantee: what a crash, a lost member or a
+// failed commit may do to the output and the state.
+type Guarantee int
+
+const (
+	// ExactlyOnce commits each worker's output, changelog records and
+	// consumed offsets atomically (on Kafka, in one transaction, with
+	// read_committed consumers): whatever fails, every input record
+	// affects the committed output and state exactly once.
+	ExactlyOnce Guarantee = iota
+	// AtLeastOnce commits output and changelog records first, then the
+	// consumed offsets, as Kafka Streams' at_least_once does: after a
+	// crash or a failed commit, the input since the last commit is
+	// processed again, so output records may repeat and aggregates
+	// over-count, but nothing is lost. On Kafka it drops transactions:
+	// an idempotent producer and plain offset commits, cheaper per
+	// commit, and output visible as soon as it is written rather than at
+	// the commit. A member removed from its group is not fenced (there
+	// is no transactional id); see package broker/kafka. On the embedded
+	// log it changes nothing: its commits are atomic and cheap anyway.
+	AtLeastOnce
+)
+
+// String returns the name of the constant, as in "AtLeastOnce".
+func (g Guarantee) String() string {
+	switch g {
+	case ExactlyOnce:
+		return "ExactlyOnce"
+	case AtLeastOnce:
+		return "AtLeastOnce"
+	}
+	return fmt.Sprintf("Guarantee(%d)", int(g))
+}
+
 const defaultCacheBytes = 8 << 20
 
 // EnsureDefaults fills in unset fields.
@@ -177,6 +216,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("engine: set Log or Kafka, not both")
 	case o.MaxPollRecords < 0:
 		return fmt.Errorf("engine: MaxPollRecords must not be negative, got %d", o.MaxPollRecords)
+	case o.Guarantee < ExactlyOnce || o.Guarantee > AtLeastOnce:
+		return fmt.Errorf("engine: unknown Guarantee %s", o.Guarantee)
 	case o.OnDecodeError < DecodeFail || o.OnDecodeError > DecodeDeadLetter:
 		return fmt.Errorf("engine: unknown OnDecodeError %s", o.OnDecodeError)
 	case o.DeadLetterTopic != "" && o.OnDecodeError != DecodeDeadLetter:

@@ -20,6 +20,10 @@
 // It is not a distributed system: one process owns the directory (Pebble
 // locks it). Scale-out is Kafka's job.
 //
+// Every commit is atomic and cheap (one Pebble batch), so a session
+// ignores broker.SessionConfig.AtLeastOnce: at least once, it still
+// commits records and offsets together.
+//
 // # Key layout
 //
 // Every Pebble key starts with a kind byte; integers are big-endian so

@@ -21,7 +21,8 @@
 // record.
 //
 // A Session is one consumer-group member with one transactional producer
-// (exactly-once v2, KIP-447) on a kgo.GroupTransactSession:
+// (exactly-once v2, KIP-447) on a kgo.GroupTransactSession (at least once,
+// see below, a plain group client instead):
 //
 //   - The transactional id is TransactionalID(group, member), stable across
 //     restarts of the member. Join initializes the producer id at once, so
@@ -42,6 +43,52 @@
 //     and ends the transaction. A commit with no offsets ends the
 //     transaction with Client.EndTransaction instead, so it does not depend
 //     on the group. Ends come from the produce promises.
+//
+// # At least once
+//
+// A session joined with broker.SessionConfig.AtLeastOnce (the engine's
+// engine.AtLeastOnce) has no transactional id: it is a plain kgo group
+// client with the same group options (balancer, BlockRebalanceOnPoll,
+// read_committed fetches, since inputs may come from transactional
+// producers) and an idempotent producer with acks=all. Poll, Send and the
+// revoke handshake below are the transactional session's; the differences
+// are in atleastonce.go:
+//
+//   - Send produces at once: a record may be visible before Commit.
+//   - Commit flushes the producer, then commits the changed offsets with
+//     OffsetCommit (CommitOffsetsSync, with the group's generation and
+//     member id; a kgo.PreCommitFnContext hook puts each offset's metadata
+//     in the request). Ends come from the produce promises, as in a
+//     transaction; offsets are dense (no markers), and records are stable
+//     once acknowledged, so there is nothing to wait for after Commit.
+//   - A failed produce fails Commit; the records produced before stay,
+//     no offset is committed, and the session rewinds to its committed
+//     offsets (the log start without one) and stays usable.
+//   - An offset commit refused for the generation (ILLEGAL_GENERATION,
+//     REBALANCE_IN_PROGRESS) or a moving coordinator returns
+//     broker.ErrAborted, rewound; the records flushed stay and their
+//     input is read again: that is the at-least-once duplicate.
+//     UNKNOWN_MEMBER_ID (the coordinator removed the member) returns
+//     broker.ErrFenced and ends the session: franz-go would rejoin under a
+//     new member id without reporting the partitions lost, and a commit in
+//     that generation would be accepted over the new owner's; the engine
+//     rejoins with a new session instead, as Kafka Streams closes its
+//     tasks and rejoins when its member is lost.
+//   - Abort drops the records still buffered in the client (flushing them
+//     would only add duplicates of work the caller redoes) and rewinds;
+//     records already produced stay.
+//
+// Nothing fences a zombie: without a transactional id, a member that lost
+// its partitions (removed after a session timeout, say) writes output and
+// changelog records until its next Commit, which fails with ErrFenced;
+// only its offsets are refused by the coordinator (stale generation or
+// unknown member). Its records are duplicates; a changelog record of it
+// may also overwrite a newer value of the same key, which a later restore
+// of that store would read. A partition written by a transaction still
+// open (a crashed exactly-once run of the same application, until
+// Options.TransactionTimeout aborts it) holds read_committed readers back
+// either way: switch a running application from exactly-once to
+// at-least-once after a clean stop.
 //
 // # Rebalances and the Poll handshake
 //
@@ -85,13 +132,16 @@
 // # Errors
 //
 //   - broker.ErrFenced: the producer was fenced (PRODUCER_FENCED or
-//     INVALID_PRODUCER_EPOCH: a newer session of the same member), or the
-//     caller committed a changed offset of a partition it does not own.
+//     INVALID_PRODUCER_EPOCH: a newer session of the same member), the
+//     caller committed a changed offset of a partition it does not own,
+//     or, at least once, the coordinator no longer knew the member.
 //     A fenced session is dead; Close it.
 //   - broker.ErrAborted: GroupTransactSession aborted instead of committing
 //     (the group rebalanced or the member lost its generation during the
-//     transaction, for example after it was removed from the group). The
-//     session rewound to the committed offsets; the caller carries on.
+//     transaction, for example after it was removed from the group), or,
+//     at least once, the coordinator refused the offsets for the
+//     generation. The session rewound to the committed offsets; the
+//     caller carries on.
 //   - broker.ErrUnknownTopic, broker.ErrTopicMismatch as broker.Log says.
 //   - Any other error of franz-go's transaction end marks the session
 //     failed (franz-go documents them as not retryable).
@@ -103,7 +153,11 @@
 // replication nor a real coordinator's prepare states and timing), with
 // tests of the Java partition vectors, a zombie fenced after its records
 // reached the log, and a member removed from the group for holding a
-// rebalance. TestRealKafkaConformance runs the suite against the real
+// rebalance. At least once: the suite's subtests that do not assume atomic
+// commits (all but SessionCommit, AbortRewinds and ZombieFenced), and
+// tests of commit with metadata, revoke, rewinds after a failed produce
+// and Abort, offset commits the coordinator refuses (injected through
+// kfake) and the removed member. TestRealKafkaConformance runs the suite against the real
 // brokers in EDDY_KAFKA_BROKERS and is skipped without it. Not tested:
 // SASL/TLS (passed through to franz-go), multi-broker leader moves during
 // Read, topic deletion under a running session, and KIP-848 groups (the

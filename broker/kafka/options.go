@@ -52,6 +52,8 @@ type Options struct {
 	// transaction.max.timeout.ms (15 min by default). Default 10s, as
 	// Kafka Streams sets under exactly-once: a transaction lasts one
 	// commit interval, and a crashed member stalls readers 10s at most.
+	// At-least-once sessions (broker.SessionConfig.AtLeastOnce) have no
+	// transactions.
 	TransactionTimeout time.Duration
 }
 

@@ -29,7 +29,10 @@ func TransactionalID(group, member string) string {
 }
 
 // Session is a member of a consumer group with a transactional producer;
-// it implements broker.Session on a kgo.GroupTransactSession. Like every
+// it implements broker.Session on a kgo.GroupTransactSession. With
+// broker.SessionConfig.AtLeastOnce it is a member with an idempotent,
+// non-transactional producer instead, on a plain kgo group client: Commit
+// flushes the records, then commits the offsets (see Commit). Like every
 // broker.Session it is used by one goroutine at a time.
 //
 // A rebalance waits for the session's caller: franz-go runs its revoke
@@ -37,13 +40,14 @@ func TransactionalID(group, member string) string {
 // allows it only when nothing is uncommitted, right after a Commit or an
 // Abort. So the partitions a Fetch reports as Revoked have no uncommitted
 // work: the caller's Commit before its next Poll has nothing of theirs to
-// commit, and Commit accepts their offsets only unchanged.
+// commit, and Commit accepts their offsets only unchanged. This holds in
+// both modes.
 type Session struct {
 	l      *Log
 	cfg    broker.SessionConfig
 	logger hclog.Logger
-	txnID  string
-	gts    *kgo.GroupTransactSession
+	txnID  string                    // "" at least once
+	gts    *kgo.GroupTransactSession // nil at least once
 	cl     *kgo.Client
 	topics map[string]bool // subscribed
 	ids    map[[16]byte]string
@@ -90,7 +94,8 @@ var _ broker.Session = (*Session)(nil)
 // Join is NewSession returning the concrete type. The new session's
 // producer fences any older one of the same transactional id (see
 // TransactionalID) before Join returns: a zombie of the member can commit
-// nothing more.
+// nothing more. An at-least-once session (cfg.AtLeastOnce) has no
+// transactional id and fences nothing: see Commit.
 func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, error) {
 	if err := l.check(); err != nil {
 		return nil, err
@@ -113,7 +118,6 @@ func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, err
 		l:         l,
 		cfg:       cfg,
 		logger:    l.logger.Named("session").With("group", cfg.Group, "member", cfg.Member),
-		txnID:     TransactionalID(cfg.Group, cfg.Member),
 		topics:    map[string]bool{},
 		ids:       map[[16]byte]string{},
 		owned:     map[broker.TopicPartition]bool{},
@@ -133,7 +137,11 @@ func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, err
 	}
 	s.mu.committed = map[broker.TopicPartition]broker.Offset{}
 	bal := &balancer{name: cfg.Member, joined: time.Now().UnixNano(), assignor: cfg.Assignor, logger: s.logger}
-	gts, err := kgo.NewGroupTransactSession(l.clientOpts(
+	// Both modes consume read_committed (inputs may come from
+	// transactional producers) and fetch offsets with require_stable,
+	// which franz-go always sets: a new owner waits for a transaction
+	// that commits offsets of its partitions to end.
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.Balancers(bal),
@@ -143,14 +151,27 @@ func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, err
 		kgo.BlockRebalanceOnPoll(),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxWait(500*time.Millisecond),
+		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.OnOffsetsFetched(s.onFetched),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	}
+	if cfg.AtLeastOnce {
+		// franz-go's producer is idempotent by default; acks=all, which
+		// idempotence needs, is spelled out.
+		cl, err := kgo.NewClient(l.clientOpts(append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))...)...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: group %s member %s: %w", cfg.Group, cfg.Member, err)
+		}
+		s.cl = cl
+		return s, nil
+	}
+	s.txnID = TransactionalID(cfg.Group, cfg.Member)
+	gts, err := kgo.NewGroupTransactSession(l.clientOpts(append(opts,
 		kgo.TransactionalID(s.txnID),
 		kgo.TransactionTimeout(l.opts.TransactionTimeout),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)...)
+	)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: group %s member %s: %w", cfg.Group, cfg.Member, err)
 	}
@@ -344,9 +365,11 @@ func (s *Session) event(ctx context.Context) (broker.Fetch, bool, error) {
 	}
 	s.mu.Unlock()
 
-	if reset {
+	if reset && s.gts != nil {
 		// Records polled since are dropped: the rewind below fetches
-		// them again.
+		// them again. (A plain group client needs no rewind: the
+		// partitions it keeps are where they were, and the stash of
+		// those it lost is dropped below.)
 		s.stash = nil
 		if !s.dirty {
 			// GroupTransactSession aborts the next transaction after
@@ -438,13 +461,14 @@ func (s *Session) fetchError(fetches kgo.Fetches) error {
 	return nil
 }
 
-// Send adds r to the open transaction, beginning one if needed. The record
-// is copied: the caller may reuse r's slices. Errors surface at Commit.
+// Send adds r to the open transaction, beginning one if needed (at least
+// once: it produces r at once). The record is copied: the caller may reuse
+// r's slices. Errors surface at Commit.
 func (s *Session) Send(r broker.Record) {
 	if s.usable() != nil || s.txnErr != nil {
 		return
 	}
-	if !s.inTxn {
+	if s.gts != nil && !s.inTxn {
 		if err := s.gts.Begin(); err != nil {
 			s.txnErr = err
 			return
@@ -502,6 +526,10 @@ func (s *Session) takeProduced() (map[broker.TopicPartition]int64, error) {
 // session of the same member fenced the producer, it returns an error
 // wrapping broker.ErrFenced and the session is dead: Close it. On
 // success the session's positions move to the committed offsets.
+//
+// An at-least-once session flushes the records sent instead, then commits
+// the offsets with OffsetCommit (the group's generation and member id,
+// their metadata): see commitAtLeastOnce.
 func (s *Session) Commit(ctx context.Context, offsets map[broker.TopicPartition]broker.Offset) (map[broker.TopicPartition]int64, error) {
 	if err := s.usable(); err != nil {
 		return nil, err
@@ -517,6 +545,9 @@ func (s *Session) Commit(ctx context.Context, offsets map[broker.TopicPartition]
 		if !same {
 			commit[tp] = o
 		}
+	}
+	if s.gts == nil {
+		return s.commitAtLeastOnce(ctx, offsets, commit)
 	}
 	if s.txnErr != nil {
 		err := s.txnErr
@@ -605,28 +636,31 @@ func setOffsets(req *kmsg.TxnOffsetCommitRequest, commit map[broker.TopicPartiti
 // positions there, as the embedded log does: a partition whose position
 // differs from its committed offset is fetched again from it.
 func (s *Session) committedTo(offsets map[broker.TopicPartition]broker.Offset) {
-	var seek map[string]map[int32]kgo.EpochOffset
+	seek := map[string]map[int32]kgo.EpochOffset{}
 	for tp, o := range offsets {
 		if !s.owned[tp] {
 			continue
 		}
 		s.committed[tp] = broker.Offset{Offset: o.Offset, Metadata: slices.Clone(o.Metadata)}
 		if pos, ok := s.pos[tp]; ok && pos != o.Offset {
-			if seek == nil {
-				seek = map[string]map[int32]kgo.EpochOffset{}
-			}
-			if seek[tp.Topic] == nil {
-				seek[tp.Topic] = map[int32]kgo.EpochOffset{}
-			}
-			seek[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: o.Offset}
+			addOffset(seek, tp, o.Offset)
 			s.stash = slices.DeleteFunc(s.stash, func(r broker.Record) bool { return tpOf(r) == tp })
 		}
 	}
-	if seek != nil {
+	if len(seek) > 0 {
 		s.cl.SetOffsets(seek)
 	}
 	clear(s.pos)
 	s.dirty = false
+}
+
+// addOffset sets the offset of tp in m, a map of franz-go offsets by topic
+// and partition, with no leader epoch.
+func addOffset(m map[string]map[int32]kgo.EpochOffset, tp broker.TopicPartition, offset int64) {
+	if m[tp.Topic] == nil {
+		m[tp.Topic] = map[int32]kgo.EpochOffset{}
+	}
+	m[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: -1, Offset: offset}
 }
 
 // resetPositions forgets what was polled and sent after franz-go rewound
@@ -641,7 +675,16 @@ func (s *Session) resetPositions() {
 
 // abort ends the open transaction with an abort, discarding buffered
 // records; GroupTransactSession rewinds to the committed offsets.
+//
+// An at-least-once session cannot withdraw the records it produced
+// already. It drops those still buffered in the client rather than flush
+// them: their work is done again from the committed offsets, so they would
+// only add duplicates. Then it rewinds itself.
 func (s *Session) abort(ctx context.Context) error {
+	if s.gts == nil {
+		err := s.cl.AbortBufferedRecords(ctx)
+		return errors.Join(err, s.rewind(ctx))
+	}
 	_, err := s.gts.End(ctx, kgo.TryAbort)
 	s.inTxn = false
 	s.resetPositions()
@@ -650,7 +693,8 @@ func (s *Session) abort(ctx context.Context) error {
 
 // Abort discards the records sent since the last Commit and rewinds the
 // session's positions to its committed offsets (where consuming started
-// for a partition without any).
+// for a partition without any). At least once, records sent may be
+// visible already; only those not produced yet are discarded.
 func (s *Session) Abort(ctx context.Context) error {
 	if err := s.usable(); err != nil {
 		return err
@@ -674,10 +718,13 @@ func (s *Session) failCommit(what string, err, abortErr error) error {
 // fail marks the session failed with err: a fenced producer, or a franz-go
 // error after which the transactional state is unknown.
 func (s *Session) fail(what string, err error) error {
-	if isFenced(err) {
+	switch {
+	case isFenced(err) && s.txnID != "":
 		s.failed = fmt.Errorf("kafka: group %s member %s: %s: %w: transactional id %s is used by a newer session (%w)",
 			s.cfg.Group, s.cfg.Member, what, broker.ErrFenced, s.txnID, err)
-	} else {
+	case isFenced(err):
+		s.failed = fmt.Errorf("kafka: group %s member %s: %s: %w (%w)", s.cfg.Group, s.cfg.Member, what, broker.ErrFenced, err)
+	default:
 		s.failed = fmt.Errorf("kafka: group %s member %s: %s: %w", s.cfg.Group, s.cfg.Member, what, err)
 	}
 	return s.failed
@@ -702,7 +749,13 @@ func (s *Session) Close(ctx context.Context) error {
 		}
 	}
 	// Leaving runs the revoke callbacks, which wait for AllowRebalance.
-	s.gts.CloseAllowingRebalance()
+	// The client fails the records still buffered (at least once, those
+	// in flight may land).
+	if s.gts != nil {
+		s.gts.CloseAllowingRebalance()
+	} else {
+		s.cl.CloseAllowingRebalance()
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eddyflow/eddy/broker"
@@ -45,6 +46,30 @@ func TestPartitionerJavaVectors(t *testing.T) {
 	}
 }
 
+// prepare creates the topics "in" and "out" on l with the given partition
+// counts and produces recs; it returns a context bounding the test's waits.
+func prepare(t *testing.T, l *Log, inPartitions, outPartitions int32, recs ...broker.Record) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := l.CreateTopics(ctx, broker.TopicConfig{Name: "in", Partitions: inPartitions}, broker.TopicConfig{Name: "out", Partitions: outPartitions}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Produce(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// inRecords returns records of partition p of "in" with the given values.
+func inRecords(p int32, values ...string) []broker.Record {
+	var recs []broker.Record
+	for _, v := range values {
+		recs = append(recs, broker.Record{Topic: "in", Partition: p, Value: []byte(v)})
+	}
+	return recs
+}
+
 // TestZombieFencedAfterFlush has a zombie's transactional records really
 // in the log (flushed, in an open transaction) when a new session of the
 // same member fences it: its Commit fails with ErrFenced, read-committed
@@ -52,15 +77,8 @@ func TestPartitionerJavaVectors(t *testing.T) {
 // the transaction markers, and the fresh session's commit is visible.
 func TestZombieFencedAfterFlush(t *testing.T) {
 	l := openTest(t, newFake(t).ListenAddrs())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := prepare(t, l, 1, 1, inRecords(0, "x")...)
 	in, out := broker.TopicPartition{Topic: "in", Partition: 0}, broker.TopicPartition{Topic: "out", Partition: 0}
-	if err := l.CreateTopics(ctx, broker.TopicConfig{Name: "in", Partitions: 1}, broker.TopicConfig{Name: "out", Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Produce(ctx, broker.Record{Topic: "in", Partition: 0, Value: []byte("x")}); err != nil {
-		t.Fatal(err)
-	}
 	join := func() *Session {
 		s, err := l.Join(ctx, broker.SessionConfig{Group: "app", Member: "w1", Topics: []string{"in"}})
 		if err != nil {
@@ -152,7 +170,15 @@ func TestSessionRejectsUnownedOffsets(t *testing.T) {
 // gives its partitions to the other member. Its late Commit fails with
 // ErrAborted (its group generation is gone), its records never become
 // visible, and after the next Poll it reports the partitions revoked.
-func TestKickedOutMemberAborted(t *testing.T) {
+func TestKickedOutMemberAborted(t *testing.T) { testKickedOutMember(t, false) }
+
+// TestAtLeastOnceKickedOutMember is TestKickedOutMemberAborted at least
+// once: the coordinator refuses the late offset commits (ErrAborted, the
+// session rewound), so nothing of the kicked-out member is committed to
+// the group, while its records, flushed before, stay visible.
+func TestAtLeastOnceKickedOutMember(t *testing.T) { testKickedOutMember(t, true) }
+
+func testKickedOutMember(t *testing.T, atLeastOnce bool) {
 	c := newFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -169,7 +195,7 @@ func TestKickedOutMemberAborted(t *testing.T) {
 		t.Fatal(err)
 	}
 	join := func(member string) *Session {
-		s, err := l.Join(ctx, broker.SessionConfig{Group: "app", Member: member, Topics: []string{"in"}})
+		s, err := l.Join(ctx, broker.SessionConfig{Group: "app", Member: member, Topics: []string{"in"}, AtLeastOnce: atLeastOnce})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +244,12 @@ func TestKickedOutMemberAborted(t *testing.T) {
 	commits := 0
 	for revoked := false; !revoked; {
 		_, err = a.Commit(ctx, map[broker.TopicPartition]broker.Offset{in: {Offset: 1}})
-		if !errors.Is(err, broker.ErrAborted) && !errors.Is(err, broker.ErrFenced) {
+		switch {
+		case atLeastOnce && !errors.Is(err, broker.ErrFenced):
+			// A commit in the generation franz-go rejoins with would
+			// be accepted: the session must end at the first refusal.
+			t.Fatalf("kicked-out at-least-once member's Commit = %v, want ErrFenced", err)
+		case !errors.Is(err, broker.ErrAborted) && !errors.Is(err, broker.ErrFenced):
 			t.Fatalf("kicked-out member's Commit = %v, want ErrAborted or ErrFenced", err)
 		}
 		if commits++; commits == 1 {
@@ -249,7 +280,22 @@ func TestKickedOutMemberAborted(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 0 {
+	switch {
+	case !atLeastOnce && len(got) != 0:
 		t.Errorf("out holds %q from the kicked-out member", got)
+	case atLeastOnce && !slices.Equal(got, []string{"late"}):
+		t.Errorf("out holds %q, want the kicked-out member's record, flushed by its refused commit", got)
+	}
+	if atLeastOnce {
+		if _, err := a.Poll(ctx, 0); !errors.Is(err, broker.ErrFenced) {
+			t.Errorf("kicked-out at-least-once member's Poll after its commit = %v, want ErrFenced", err)
+		}
+	}
+	offsets, err := kadm.NewClient(l.cl).FetchOffsets(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offsets.Lookup("in", 0); ok && o.At >= 0 {
+		t.Errorf("group app committed in/0 at %d: the kicked-out member's offsets were accepted", o.At)
 	}
 }
