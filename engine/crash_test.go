@@ -67,6 +67,8 @@ type crashConfig struct {
 	CacheBytes int
 	// AtLeastOnce runs the engine with Guarantee AtLeastOnce.
 	AtLeastOnce bool `json:",omitempty"`
+	// Checkpoint is the engine's CheckpointInterval.
+	Checkpoint time.Duration `json:",omitempty"`
 }
 
 const (
@@ -131,12 +133,13 @@ func runCrashChild(cfgJSON string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	opts := engine.Options{
-		StateDir:       cfg.Dir,
-		InstanceID:     "crash", // stable: a restart fences the killed run's transactions at once
-		Workers:        2,
-		CommitInterval: 20 * time.Millisecond,
-		CacheBytes:     cfg.CacheBytes,
-		Bounded:        cfg.Bounded,
+		StateDir:           cfg.Dir,
+		InstanceID:         "crash", // stable: a restart fences the killed run's transactions at once
+		Workers:            2,
+		CommitInterval:     20 * time.Millisecond,
+		CacheBytes:         cfg.CacheBytes,
+		Bounded:            cfg.Bounded,
+		CheckpointInterval: cfg.Checkpoint,
 	}
 	if cfg.AtLeastOnce {
 		opts.Guarantee = engine.AtLeastOnce
@@ -352,8 +355,11 @@ func testCrash(t *testing.T, dir string, be crashBackend, kills int, g engine.Gu
 	r := rand.New(rand.NewPCG(seed, 0xc7a5))
 	app := fmt.Sprintf("crash-%d-%d", seed%1_000_000, time.Now().UnixNano()%1_000_000)
 	cacheBytes := []int{-1, 2048, 0}[r.IntN(3)] // off, tiny (evictions), default
+	// Every commit, often, the default (1 s), never but at a stop: the
+	// longer, the more a restart restores.
+	checkpoint := []time.Duration{-1, 50 * time.Millisecond, 0, time.Hour}[r.IntN(4)]
 	atLeastOnce := g == engine.AtLeastOnce
-	t.Logf("%s, %s: app %s, cache %d bytes, %d kills", be.name, g, app, cacheBytes, kills)
+	t.Logf("%s, %s: app %s, cache %d bytes, checkpoint interval %v, %d kills", be.name, g, app, cacheBytes, checkpoint, kills)
 	model := newCrashModel()
 	be.withLog(t, func(l broker.Log) {
 		err := l.CreateTopics(context.Background(),
@@ -363,7 +369,7 @@ func testCrash(t *testing.T, dir string, be crashBackend, kills int, g engine.Gu
 			t.Fatal(err)
 		}
 	})
-	cfg := crashConfig{App: app, Dir: filepath.Join(dir, "instance"), Brokers: be.brokers, CacheBytes: cacheBytes, AtLeastOnce: atLeastOnce}
+	cfg := crashConfig{App: app, Dir: filepath.Join(dir, "instance"), Brokers: be.brokers, CacheBytes: cacheBytes, AtLeastOnce: atLeastOnce, Checkpoint: checkpoint}
 	if be.brokers == nil {
 		cfg.Dir = dir
 	}
