@@ -78,7 +78,8 @@ type SessionConfig struct {
 	// Group is the consumer group, the application id.
 	Group string
 	// Member names this member, unique in the group; it is also the
-	// transactional identity used to fence a zombie with the same name.
+	// transactional identity used to fence a zombie with the same name
+	// (unless AtLeastOnce).
 	Member string
 	// Topics are the topics to consume.
 	Topics []string
@@ -134,10 +135,13 @@ type Session interface {
 	// ErrFenced means this member lost its partitions to another one: the
 	// caller must drop its work and Close. ErrAborted means nothing was
 	// committed and the session rewound: the caller drops its work and
-	// continues from the committed offsets.
+	// continues from the committed offsets. With SessionConfig.AtLeastOnce
+	// the records may be visible without the offsets (after an error, or
+	// even before Commit), never the offsets without the records.
 	Commit(ctx context.Context, offsets map[TopicPartition]Offset) (map[TopicPartition]int64, error)
-	// Abort discards the records sent since the last Commit and rewinds
-	// the member's positions to its committed offsets.
+	// Abort discards the records sent since the last Commit (at least
+	// once: those not written yet) and rewinds the member's positions to
+	// its committed offsets.
 	Abort(ctx context.Context) error
 	// Close leaves the group; uncommitted records are discarded.
 	Close(ctx context.Context) error
