@@ -19,7 +19,8 @@ import (
 // A child is a system under test running as a child process, measured
 // from outside: CPU time from /proc/<pid>/stat while it runs and from
 // its rusage once it has exited, peak RSS from /proc/<pid>/status (VmHWM)
-// while it runs and from the rusage's maxrss after exit. Every system,
+// at the end of the measured part, or, where there is no /proc, from the
+// rusage's maxrss after exit (see measured). Every system,
 // eddy and the loop included, is measured this way, so that the numbers
 // compare.
 //
@@ -140,7 +141,7 @@ func (c *child) cpu() (time.Duration, bool) {
 }
 
 // sampleHWM reads the running child's peak RSS so far (VmHWM) into
-// peakSeen, which the rusage after exit normally supersedes.
+// peakSeen.
 func (c *child) sampleHWM() {
 	if n, ok := procHWM(c.cmd.Process.Pid); ok {
 		c.peakSeen = max(c.peakSeen, n)
