@@ -336,7 +336,7 @@ func (s *Session) Poll(ctx context.Context, max int) (broker.Fetch, error) {
 		if err := s.fetchError(fetches); err != nil {
 			return broker.Fetch{}, err
 		}
-		var recs []broker.Record
+		recs := make([]broker.Record, 0, fetches.NumRecords())
 		fetches.EachRecord(func(r *kgo.Record) { recs = append(recs, fromKgo(r)) })
 		if pending {
 			// Report the event first; the records follow unless a
