@@ -486,30 +486,31 @@ func resumeChildRun(cfg resumeConfig, mainAt time.Time) (err error) {
 	}
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for eng.Metrics().RecordsIn < want {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			cancel()
-			return err
-		case <-tick.C:
+	// until waits for done; stopped tells that the run ended first (err
+	// the engine's error, nil when interrupted).
+	until := func(done func(engine.Metrics) bool) (stopped bool, err error) {
+		for !done(eng.Metrics()) {
+			select {
+			case <-ctx.Done():
+				return true, nil
+			case err := <-errc:
+				cancel()
+				return true, err
+			case <-tick.C:
+			}
 		}
+		return false, nil
+	}
+	if stopped, err := until(func(m engine.Metrics) bool { return m.RecordsIn >= want }); stopped {
+		return err
 	}
 	first := time.Now()
 	m := eng.Metrics()
 	if cfg.Mode == "build" {
 		// The state is built once a checkpoint wrote it to the state DB:
 		// a kill before that would replay all of it, not a tail.
-		for eng.Metrics().Checkpoints <= m.Checkpoints {
-			select {
-			case <-ctx.Done():
-				return nil
-			case err := <-errc:
-				cancel()
-				return err
-			case <-tick.C:
-			}
+		if stopped, err := until(func(now engine.Metrics) bool { return now.Checkpoints > m.Checkpoints }); stopped {
+			return err
 		}
 		fmt.Printf("built produce=%s process=%s records=%d commits=%d\n",
 			running.Sub(opened).Round(time.Millisecond), first.Sub(running).Round(time.Millisecond), m.RecordsIn, m.Commits)
