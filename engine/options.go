@@ -52,7 +52,9 @@ type Options struct {
 	// per checkpoint rather than once per commit. After a crash or an
 	// aborted transaction, a task restores the changelog records since
 	// its last checkpoint. A worker also checkpoints before it closes a
-	// task and when it stops. Default 1s; negative: at every commit.
+	// task, when it stops, and sooner when a task's staged writes (of
+	// uncached stores and cache evictions, held in memory until the
+	// checkpoint) pass 16 MiB. Default 1s; negative: at every commit.
 	CheckpointInterval time.Duration
 	// CacheBytes bounds the write-back cache of each store partition.
 	// Default 8 MiB; negative disables caching (every update is

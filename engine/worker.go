@@ -335,7 +335,7 @@ func (w *worker) finishing() bool {
 // writes their state to the state DB if checkpoint is set or a checkpoint
 // is due.
 func (w *worker) commit(ctx context.Context, checkpoint bool) error {
-	checkpoint = checkpoint || w.finishing() || time.Since(w.lastCheckpoint) >= w.e.opts.CheckpointInterval
+	checkpoint = checkpoint || w.finishing() || time.Since(w.lastCheckpoint) >= w.e.opts.CheckpointInterval || w.stagedFull()
 	for _, t := range w.tasks {
 		if err := t.state.Flush(); err != nil {
 			return fmt.Errorf("engine: task %s: flush: %w", t.id, err)
@@ -416,6 +416,22 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 		m.checkpoints.Add(1)
 	}
 	return nil
+}
+
+// maxStagedBytes bounds the memory a task's staged batch holds between
+// checkpoints: uncached stores and cache evictions write there, and only
+// a checkpoint empties it.
+const maxStagedBytes = 16 << 20
+
+// stagedFull reports whether a task's staged batch outgrew maxStagedBytes,
+// which makes the commit a checkpoint.
+func (w *worker) stagedFull() bool {
+	for _, t := range w.tasks {
+		if t.state.StagedBytes() > maxStagedBytes {
+			return true
+		}
+	}
+	return false
 }
 
 // checkpoint writes the state of the commits deferred since the last

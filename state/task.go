@@ -200,6 +200,16 @@ func (t *Task) CommitDeferred(changelogEnd map[string]int64) error {
 	return nil
 }
 
+// StagedBytes returns the size of the staged batch: the writes of uncached
+// stores and cache evictions since the last applied commit, which only an
+// applied commit (Commit) releases.
+func (t *Task) StagedBytes() int {
+	if t.closed {
+		return 0
+	}
+	return len(t.batch.Repr())
+}
+
 // checkCommit refuses a commit (see Commit) without changing anything.
 func (t *Task) checkCommit(changelogEnd map[string]int64) error {
 	if t.closed {
