@@ -246,6 +246,12 @@ func parseProcStat(b []byte) (time.Duration, bool) {
 	return time.Duration(u+s) * time.Second / clockTicks, true
 }
 
+// OwnPeakRSS returns this process's peak RSS (VmHWM) in bytes; ok is false
+// where there is no /proc. A benchmark child reports it itself when its
+// parent cannot sample it: the rusage maxrss its parent would read counts
+// the parent's memory too (see measured).
+func OwnPeakRSS() (int64, bool) { return procHWM(os.Getpid()) }
+
 // procHWM reads VmHWM of pid from /proc/<pid>/status, in bytes.
 func procHWM(pid int) (int64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

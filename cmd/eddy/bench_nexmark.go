@@ -102,7 +102,7 @@ func benchNexmark(ctx context.Context, args []string, stdin io.Reader, stdout, s
 			errs = append(errs, fmt.Errorf("nexmark %s: %v\n%s", q, err, bytes.TrimSpace(errBuf.Bytes())))
 			continue
 		}
-		var res nexmark.Result
+		var res nexmarkWorkerResult
 		if err := json.Unmarshal(bytes.TrimSpace(outBytes), &res); err != nil {
 			errs = append(errs, fmt.Errorf("nexmark %s: bad output %q: %w", q, outBytes, err))
 			continue
@@ -120,7 +120,10 @@ func benchNexmark(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		r.Results, r.OutputRecords = int(res.Outputs), res.Outputs
 		st := cmd.ProcessState
 		r.TotalCPUSeconds = (st.UserTime() + st.SystemTime()).Seconds()
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+		// The worker's own VmHWM: its rusage would count this process's
+		// memory too.
+		r.PeakRSSBytes = res.PeakRSS
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok && r.PeakRSSBytes == 0 {
 			r.PeakRSSBytes = int64(ru.Maxrss)
 			if runtime.GOOS != "darwin" {
 				r.PeakRSSBytes *= 1024
@@ -176,5 +179,14 @@ func benchNexmarkWorker(ctx context.Context, args []string, stdin io.Reader, std
 	if err != nil {
 		return err
 	}
-	return json.NewEncoder(stdout).Encode(res)
+	out := nexmarkWorkerResult{Result: res}
+	out.PeakRSS, _ = benchmarks.OwnPeakRSS()
+	return json.NewEncoder(stdout).Encode(out)
+}
+
+// nexmarkWorkerResult is what a nexmark worker prints: the query's result
+// and the worker's own peak RSS (0 if unknown).
+type nexmarkWorkerResult struct {
+	nexmark.Result
+	PeakRSS int64 `json:"peak_rss_bytes"`
 }
