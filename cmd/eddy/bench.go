@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/eddyflow/eddy/benchmarks"
@@ -30,30 +29,9 @@ var benchCommands = map[string]command{
 var benchListed = []string{"wa1", "chart"}
 
 func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	benchUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: eddy bench SUBCOMMAND [FLAGS]\n\nsubcommands:\n")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, name := range benchListed {
-			fmt.Fprintf(tw, "  %s\t%s\n", name, benchCommands[name].summary)
-		}
-		tw.Flush()
-		fmt.Fprintf(w, "\nRun `eddy bench SUBCOMMAND -h` for details.\n")
-	}
-	if len(args) == 0 {
-		benchUsage(stderr)
-		return &usageError{"bench: missing subcommand"}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		benchUsage(stdout)
-		return flag.ErrHelp
-	}
-	c, ok := benchCommands[args[0]]
-	if !ok {
-		benchUsage(stderr)
-		return &usageError{fmt.Sprintf("bench: unknown subcommand %q", args[0])}
-	}
-	return c.run(ctx, args[1:], stdin, stdout, stderr)
+	sc := subcommands{name: "bench", usageLine: "SUBCOMMAND [FLAGS]", footer: "Run `eddy bench SUBCOMMAND -h` for details.",
+		commands: benchCommands, listed: benchListed}
+	return sc.run(ctx, args, stdin, stdout, stderr)
 }
 
 // workerCommand returns the command line of the harness's worker

@@ -143,3 +143,42 @@ func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) ([]string, err
 		args = rest[1:]
 	}
 }
+
+// subcommands is a command with subcommands of its own, such as "eddy
+// topics": their table, the order its usage lists them in, its usage line
+// and what the usage says after the list.
+type subcommands struct {
+	name, usageLine, footer string
+	commands                map[string]command
+	listed                  []string
+}
+
+// usage writes the subcommands' usage to w.
+func (sc *subcommands) usage(w io.Writer) {
+	fmt.Fprintf(w, "usage: eddy %s %s\n\nsubcommands:\n", sc.name, sc.usageLine)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, name := range sc.listed {
+		fmt.Fprintf(tw, "  %s\t%s\n", name, sc.commands[name].summary)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%s\n", sc.footer)
+}
+
+// run runs the subcommand args[0] with the rest of args.
+func (sc *subcommands) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		sc.usage(stderr)
+		return &usageError{sc.name + ": missing subcommand"}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		sc.usage(stdout)
+		return flag.ErrHelp
+	}
+	c, ok := sc.commands[args[0]]
+	if !ok {
+		sc.usage(stderr)
+		return &usageError{fmt.Sprintf("%s: unknown subcommand %q", sc.name, args[0])}
+	}
+	return c.run(ctx, args[1:], stdin, stdout, stderr)
+}

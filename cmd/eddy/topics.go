@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -34,30 +33,10 @@ var topicsCommands = map[string]command{
 }
 
 func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	topicsUsage := func(w io.Writer) {
-		fmt.Fprintf(w, "usage: eddy topics SUBCOMMAND --dir DIR [FLAGS] [ARGS]\n\nsubcommands:\n")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, name := range []string{"list", "create", "produce", "tail"} {
-			fmt.Fprintf(tw, "  %s\t%s\n", name, topicsCommands[name].summary)
-		}
-		tw.Flush()
-		fmt.Fprintf(w, "\nDIR is the directory of an embedded log. Run `eddy topics SUBCOMMAND -h` for details.\n")
-	}
-	if len(args) == 0 {
-		topicsUsage(stderr)
-		return &usageError{"topics: missing subcommand"}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		topicsUsage(stdout)
-		return flag.ErrHelp
-	}
-	c, ok := topicsCommands[args[0]]
-	if !ok {
-		topicsUsage(stderr)
-		return &usageError{fmt.Sprintf("topics: unknown subcommand %q", args[0])}
-	}
-	return c.run(ctx, args[1:], stdin, stdout, stderr)
+	sc := subcommands{name: "topics", usageLine: "SUBCOMMAND --dir DIR [FLAGS] [ARGS]",
+		footer:   "DIR is the directory of an embedded log. Run `eddy topics SUBCOMMAND -h` for details.",
+		commands: topicsCommands, listed: []string{"list", "create", "produce", "tail"}}
+	return sc.run(ctx, args, stdin, stdout, stderr)
 }
 
 // openLog opens the embedded log in dir. Unless create is set, the log must
