@@ -91,6 +91,9 @@ type node struct {
 	// lateTopic receives the records a windowed operator drops as late.
 	lateTopic string
 	store     *storeSpec
+	// query reads the node's store, if a queryable table is materialized
+	// there.
+	query *tableQuery
 	// build instantiates the operator for one task, its children built.
 	build func(bc *buildCtx) (any, error)
 	sub   int

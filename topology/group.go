@@ -79,7 +79,7 @@ func aggregate[K, V, A any](g Grouped[K, V], op string, fold operators.Fold[K, V
 		a := &operators.Aggregate[K, V, A]{Name: name, Store: name, KeySerde: ks, AggSerde: aggSerde, Fold: fold, Out: out[K, operators.Change[A]](bc)}
 		return a, a.Init(bc.ctx, bc.stores)
 	}
-	return Table[K, A]{b: b, n: n, keySerde: ks, valueSerde: aggSerde}
+	return materializedKV(Table[K, A]{b: b, n: n, keySerde: ks, valueSerde: aggSerde})
 }
 
 // Count counts the records of each key into a table.
@@ -171,7 +171,7 @@ func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operat
 	if ks != nil {
 		wks = serde.Windowed(ks, spec.SizeMs())
 	}
-	return Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}
+	return materializedWindows(Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}, ks, spec.SizeMs(), false, "")
 }
 
 // lateRecords records the LateRecordsTo option on n, the node of a
@@ -219,6 +219,9 @@ type Table[K, V any] struct {
 	n          *node
 	keySerde   serde.Serde[K]
 	valueSerde serde.Serde[V]
+	// q reads the table's store; nil for a table that is not
+	// materialized (see query.go).
+	q *tableQuery
 }
 
 // TableFrom reads topic as a table: each record upserts its key, a
@@ -233,7 +236,7 @@ func TableFrom[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valu
 		t := &operators.TableSource[K, V]{Store: n.name, KeySerde: keySerde, ValueSerde: valueSerde, Out: out[K, operators.Change[V]](bc)}
 		return t, t.Init(bc.ctx, bc.stores)
 	}
-	return Table[K, V]{b: b, n: n, keySerde: keySerde, valueSerde: valueSerde}
+	return materializedKV(Table[K, V]{b: b, n: n, keySerde: keySerde, valueSerde: valueSerde})
 }
 
 // WithKeySerde returns t with its key serde set: the serde To writes keys

@@ -80,7 +80,7 @@ func sessionAggregate[K, V, A any](w SessionWindowedStream[K, V], op string, mer
 	if ks != nil {
 		wks = serde.SessionWindowed(ks)
 	}
-	return Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}
+	return materializedWindows(Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}, ks, 0, true, idx.store.name)
 }
 
 // sessionInput is the index node's processor: it feeds the operator, and

@@ -50,5 +50,5 @@ func slidingAggregate[K, V, A any](w WindowedStream[K, V], op string, fold opera
 	if ks != nil {
 		wks = serde.Windowed(ks, spec.SizeMs())
 	}
-	return Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}
+	return materializedWindows(Table[window.Windowed[K], A]{b: b, n: n, keySerde: wks, valueSerde: aggSerde}, ks, spec.SizeMs(), false, "")
 }

@@ -138,7 +138,7 @@ func tableAggregate[K, V, A any](g GroupedTable[K, V], op string, add operators.
 		}
 		return a, a.Init(bc.ctx, bc.stores)
 	}
-	return Table[K, A]{b: b, n: n, keySerde: ks, valueSerde: aggSerde}
+	return materializedKV(Table[K, A]{b: b, n: n, keySerde: ks, valueSerde: aggSerde})
 }
 
 // Count counts the rows of each group into a table: an insertion adds 1,

@@ -22,11 +22,12 @@ var allowed = map[string][]string{
 	"state":                {"internal/pebbleguard"},
 	"broker":               {},
 	"operators":            {"serde", "window", "state", "internal/murmur2"},
-	"topology":             {"operators", "serde", "window"},
+	"topology":             {"operators", "serde", "window", "state", "internal/murmur2"},
 	"broker/embedded":      {"broker", "internal/murmur2", "internal/pebbleguard"},
 	"broker/kafka":         {"broker", "internal/murmur2"},
 	"broker/brokertest":    {"broker"},
 	"engine":               {"broker", "broker/embedded", "broker/kafka", "state", "operators", "topology"},
+	"eddytest":             {"broker", "engine", "serde", "topology", "window"},
 	"cmd/eddy":             {"*"},
 	"internal/layout":      {},
 }
