@@ -33,6 +33,10 @@ type Engine struct {
 	progress *progress // bounded runs only
 	metrics  metrics
 	running  atomic.Bool
+	// tasks tells which worker runs each task, for store queries.
+	tasks taskRegistry
+	// stepper is set when a Stepper drives the engine instead of Run.
+	stepper *Stepper
 }
 
 // Open validates the topology of b and opens the state DB and, unless
@@ -114,6 +118,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.prepareTopics(ctx); err != nil {
 		return err
 	}
+	e.tasks.setParts(e.subParts)
 	if e.opts.Bounded {
 		p, err := newProgress(ctx, e)
 		if err != nil {

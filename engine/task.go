@@ -37,7 +37,8 @@ type task struct {
 	// pos is the next offset to consume of each input partition;
 	// committed what the last commit recorded.
 	pos, committed map[broker.TopicPartition]int64
-	changelogs     map[string]string // store name -> changelog topic
+	changelogs     map[string]string   // store name -> changelog topic
+	stores         map[string]rawStore // by name, for queries
 	// targets caches the bounded-run targets known so far: once set, a
 	// target never changes, so the per-record check takes no lock.
 	targets map[broker.TopicPartition]int64
@@ -63,6 +64,7 @@ func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32,
 		pos:        map[broker.TopicPartition]int64{},
 		committed:  map[broker.TopicPartition]int64{},
 		changelogs: map[string]string{},
+		stores:     map[string]rawStore{},
 		targets:    map[broker.TopicPartition]int64{},
 	}
 	for _, st := range sub.Stores {
@@ -117,6 +119,7 @@ func (o storeOpener) KV(name string, cfg state.StoreConfig) (*state.KV, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.t.stores[name] = kv
 	return kv, o.t.restore(o.ctx, name, kv)
 }
 
@@ -125,6 +128,7 @@ func (o storeOpener) Window(name string, cfg state.StoreConfig) (*state.WindowSt
 	if err != nil {
 		return nil, err
 	}
+	o.t.stores[name] = windowRaw{ws}
 	return ws, o.t.restore(o.ctx, name, ws)
 }
 

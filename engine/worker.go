@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -49,6 +50,20 @@ type worker struct {
 	// Options.CheckpointInterval).
 	lastCheckpoint time.Time
 	deferred       bool
+
+	// now is the worker's wall clock: time.Now, or a Stepper's clock.
+	now func() time.Time
+	// queries are store reads waiting for the worker's next commit
+	// boundary (see query.go).
+	queries chan *storeQuery
+	// stopped is closed when run returns: queries stop waiting.
+	stopped chan struct{}
+	// wake cuts the worker's wait in Poll short, so that it answers a
+	// query without waiting for records; see query.go.
+	wake struct {
+		sync.Mutex
+		cancel context.CancelFunc
+	}
 }
 
 func newWorker(e *Engine, id int, cfg broker.SessionConfig, sess broker.Session) *worker {
@@ -61,6 +76,10 @@ func newWorker(e *Engine, id int, cfg broker.SessionConfig, sess broker.Session)
 		tasks:  map[taskID]*task{},
 		byTP:   map[broker.TopicPartition]*task{},
 		owned:  map[broker.TopicPartition]int64{},
+
+		now:     time.Now,
+		queries: make(chan *storeQuery, queryBacklog),
+		stopped: make(chan struct{}),
 	}
 }
 
@@ -76,9 +95,10 @@ func (w *worker) run(ctx context.Context) (err error) {
 			err = w.commit(stopCtx, true)
 		}
 		w.closeTasks()
+		close(w.stopped)
 		err = errors.Join(err, w.sess.Close(stopCtx))
 	}()
-	w.lastCommit = time.Now()
+	w.lastCommit = w.now()
 	w.lastCheckpoint = w.lastCommit
 	interval := w.e.opts.CommitInterval
 	// Commits are not cut short by ctx: a stop waits for the commit under
@@ -88,9 +108,11 @@ func (w *worker) run(ctx context.Context) (err error) {
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := max(interval-time.Since(w.lastCommit), time.Millisecond)
+		wait := max(interval-w.now().Sub(w.lastCommit), time.Millisecond)
 		pollCtx, cancelPoll := context.WithTimeout(ctx, wait)
+		w.setWake(cancelPoll)
 		f, perr := w.sess.Poll(pollCtx, w.e.opts.MaxPollRecords)
+		w.setWake(nil)
 		cancelPoll()
 		if perr != nil && !errors.Is(perr, context.DeadlineExceeded) && !errors.Is(perr, context.Canceled) {
 			return fmt.Errorf("engine: worker %d: poll: %w", w.id, perr)
@@ -138,10 +160,13 @@ func (w *worker) run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		if time.Since(w.lastCommit) >= interval || w.finishing() {
+		if w.now().Sub(w.lastCommit) >= interval || w.finishing() {
 			if err := w.commit(commitCtx, false); err != nil {
 				return err
 			}
+		}
+		if !w.dirty {
+			w.serveQueries() // at a commit boundary: read-committed
 		}
 		if w.e.progress != nil && w.e.progress.done() {
 			return nil
@@ -228,6 +253,7 @@ func (w *worker) createTasks(ctx context.Context) error {
 				return fmt.Errorf("engine: start task %s: %w", id, err)
 			}
 			w.tasks[id] = t
+			w.e.tasks.add(id, w)
 			for tp := range t.pos {
 				w.byTP[tp] = t
 			}
@@ -262,6 +288,7 @@ func (w *worker) revoke(ctx context.Context, tps []broker.TopicPartition) error 
 			delete(w.byTP, in)
 		}
 		delete(w.tasks, t.id)
+		w.e.tasks.remove(t.id)
 		if err := t.state.Close(); err != nil {
 			return fmt.Errorf("engine: task %s: close: %w", t.id, err)
 		}
@@ -335,7 +362,7 @@ func (w *worker) finishing() bool {
 // writes their state to the state DB if checkpoint is set or a checkpoint
 // is due.
 func (w *worker) commit(ctx context.Context, checkpoint bool) error {
-	checkpoint = checkpoint || w.finishing() || time.Since(w.lastCheckpoint) >= w.e.opts.CheckpointInterval || w.stagedFull()
+	checkpoint = checkpoint || w.finishing() || w.now().Sub(w.lastCheckpoint) >= w.e.opts.CheckpointInterval || w.stagedFull()
 	for _, t := range w.tasks {
 		if err := t.state.Flush(); err != nil {
 			return fmt.Errorf("engine: task %s: flush: %w", t.id, err)
@@ -350,7 +377,7 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 		}
 	}
 	if !w.dirty && !w.polled && len(offsets) == 0 {
-		w.lastCommit = time.Now()
+		w.lastCommit = w.now()
 		if checkpoint && w.deferred {
 			return w.checkpoint()
 		}
@@ -409,7 +436,7 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 	m.commits.Add(1)
 	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
 	w.skipped, w.deadLettered = 0, 0
-	w.lastCommit = time.Now()
+	w.lastCommit = w.now()
 	w.deferred = !checkpoint
 	if checkpoint {
 		w.lastCheckpoint = w.lastCommit
@@ -443,7 +470,7 @@ func (w *worker) checkpoint() error {
 		}
 	}
 	w.deferred = false
-	w.lastCheckpoint = time.Now()
+	w.lastCheckpoint = w.now()
 	w.e.metrics.checkpoints.Add(1)
 	return nil
 }
@@ -458,6 +485,7 @@ func (w *worker) restart() error {
 	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
 	w.skipped, w.deadLettered = 0, 0
 	for id, t := range w.tasks {
+		w.e.tasks.remove(id)
 		t.state.Abort()
 		if err := t.state.Close(); err != nil {
 			return fmt.Errorf("engine: task %s: close: %w", id, err)
@@ -470,7 +498,7 @@ func (w *worker) restart() error {
 	clear(w.byTP)
 	w.deferred = false // the new tasks restore what was deferred
 	w.rebuild = true
-	w.lastCommit = time.Now()
+	w.lastCommit = w.now()
 	return nil
 }
 
@@ -504,6 +532,7 @@ func (w *worker) abort() {
 
 func (w *worker) closeTasks() {
 	for id, t := range w.tasks {
+		w.e.tasks.remove(id)
 		if err := t.state.Close(); err != nil {
 			w.logger.Warn("close task", "task", id.String(), "error", err)
 		}
