@@ -2,7 +2,6 @@ package eddytest_test
 
 import (
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eddyflow/eddy/eddytest"
-	"github.com/eddyflow/eddy/engine"
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/topology"
 	"github.com/eddyflow/eddy/window"
@@ -315,5 +313,81 @@ func TestMisuse(t *testing.T) {
 	}
 }
 
-var _ = maps.Keys[map[string]int]
-var _ engine.Options
+// TestTableAndSliding checks a TableFrom (upserts and tombstones) through
+// Lookup and Rows, and a sliding-window count through Windows, against
+// models.
+func TestTableAndSliding(t *testing.T) {
+	b := topology.New("tbl")
+	prices := topology.TableFrom(b, "prices", serde.String(), serde.Int64(), topology.Named("prices"))
+	ticks := topology.StreamFrom(b, "ticks", serde.String(), serde.String())
+	sliding := topology.CountWindows(ticks.GroupByKey().WindowedBy(window.Sliding(5*time.Second).Grace(time.Hour)), topology.Named("sliding"))
+	d := eddytest.New(t, b, eddytest.Options{Partitions: 3})
+	pin := eddytest.Input(d, "prices", serde.String(), serde.Int64())
+	tin := eddytest.Input(d, "ticks", serde.String(), serde.String())
+
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 3))
+	want := map[string]int64{}
+	for i := range 200 {
+		k := fmt.Sprint("p", r.IntN(15))
+		if r.IntN(5) == 0 {
+			pin.PipeTombstone(k, int64(i))
+			delete(want, k)
+			continue
+		}
+		v := r.Int64N(1000)
+		pin.Pipe(k, v, int64(i))
+		want[k] = v
+	}
+	got := map[string]int64{}
+	for _, row := range eddytest.Rows(d, prices) {
+		got[row.Key] = row.Value
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("table rows (-want +got):\n%s", diff)
+	}
+	for i := range 15 {
+		k := fmt.Sprint("p", i)
+		row, ok := eddytest.Lookup(d, prices, k)
+		if w, wok := want[k]; ok != wok || row.Value != w {
+			t.Errorf("Lookup(%s) = %d, %v; want %d, %v", k, row.Value, ok, w, wok)
+		}
+	}
+
+	// Sliding windows (KS rule: a window [t-5s, t] per record, and the
+	// windows a record starts); the model counts, for each window the
+	// store holds, the records inside it, ends inclusive.
+	var times []int64
+	ts := int64(0)
+	for range 60 {
+		ts += int64(r.IntN(4000))
+		tin.Pipe("k", "", ts)
+		times = append(times, ts)
+	}
+	rows := eddytest.Windows(d, sliding, "k", 0, ts)
+	if len(rows) == 0 {
+		t.Fatal("no sliding windows")
+	}
+	for _, row := range rows {
+		n := int64(0)
+		for _, x := range times {
+			if x >= row.Key.Start && x <= row.Key.End {
+				n++
+			}
+		}
+		if row.Value != n || row.Key.End != row.Key.Start+5000 {
+			t.Errorf("window [%d, %d]: count %d, model %d", row.Key.Start, row.Key.End, row.Value, n)
+		}
+	}
+	// Every record's own window [t-5s, t] exists.
+	have := map[int64]bool{}
+	for _, row := range rows {
+		have[row.Key.End] = true
+	}
+	for _, x := range times {
+		if x >= 5000 && !have[x] {
+			t.Errorf("no sliding window ending at record time %d", x)
+		}
+	}
+}
