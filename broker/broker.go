@@ -93,6 +93,29 @@ type SessionConfig struct {
 	// to the committed offsets. Backends that commit atomically anyway,
 	// such as the embedded log, ignore it.
 	AtLeastOnce bool
+	// Endpoint is the address (host:port) on which the member's instance
+	// serves queries of its partitions, "" if none. Members advertise it
+	// to their group (on Kafka, in their join metadata), and every member
+	// learns the group's endpoints: see Session.Endpoints. Members of one
+	// instance share its endpoint.
+	Endpoint string
+}
+
+// Endpoints is a group member's view of where its group's partitions are
+// served: for each endpoint its members advertised (SessionConfig.Endpoint),
+// the partitions the group's assignment gives them. The assignment is the
+// Assignor's plan: a partition still being handed over (revoked from one
+// member, not yet assigned to the next) is listed under the member it
+// goes to. Partitions of members without an endpoint are not listed; an
+// endpoint whose members have no partitions is listed with none.
+type Endpoints struct {
+	// Generation orders the views of one group: a view with a higher
+	// generation is newer. 0 is no view (no assignment seen yet, or the
+	// session is closed).
+	Generation int64
+	// Partitions maps each endpoint to its partitions, sorted by topic
+	// and partition.
+	Partitions map[string][]TopicPartition
 }
 
 // Fetch is what Poll returns: records, or a change of assignment, never both.
@@ -145,6 +168,12 @@ type Session interface {
 	Abort(ctx context.Context) error
 	// Close leaves the group; uncommitted records are discarded.
 	Close(ctx context.Context) error
+	// Endpoints returns the group's endpoints as of the last assignment
+	// the member received (a copy). Unlike the other methods it is safe
+	// to call from any goroutine, at any time: a query router reads it
+	// while the session's owner polls. After Close it returns the zero
+	// Endpoints.
+	Endpoints() Endpoints
 }
 
 // Log is a log backend: the embedded log or Kafka. Safe for concurrent use.
@@ -168,6 +197,13 @@ type Log interface {
 	Read(ctx context.Context, tp TopicPartition, from, to int64, fn func(Record) error) error
 	// NewSession joins cfg.Group as cfg.Member.
 	NewSession(ctx context.Context, cfg SessionConfig) (Session, error)
+	// DeleteGroup deletes a consumer group and its committed offsets, so
+	// that members joining it later start every partition at its log
+	// start: what a reset of an application does. While the group has
+	// live members it deletes nothing and returns an error wrapping
+	// ErrGroupActive that tells how many. A group that does not exist, or
+	// has nothing committed, is deleted without error.
+	DeleteGroup(ctx context.Context, group string) error
 	// Close releases the log; sessions must be closed first.
 	Close() error
 }
@@ -187,6 +223,9 @@ var (
 	ErrAborted = errors.New("transaction aborted")
 	// ErrClosed is returned by a closed log or session.
 	ErrClosed = errors.New("closed")
+	// ErrGroupActive is returned by DeleteGroup while the group has live
+	// members: instances of the application are running.
+	ErrGroupActive = errors.New("consumer group has live members")
 )
 
 // CoPartitioned is the default Assignor: partition p of every topic goes to

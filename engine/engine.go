@@ -13,6 +13,7 @@ import (
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/broker/embedded"
 	"github.com/eddyflow/eddy/broker/kafka"
+	"github.com/eddyflow/eddy/internal/cmalloc"
 	"github.com/eddyflow/eddy/state"
 	"github.com/eddyflow/eddy/topology"
 )
@@ -37,6 +38,16 @@ type Engine struct {
 	tasks taskRegistry
 	// stepper is set when a Stepper drives the engine instead of Run.
 	stepper *Stepper
+	// mem is the split of Options.MemoryBytes, zero without it.
+	mem state.MemorySplit
+	// stopTrim stops returning C's free memory to the OS; nil without
+	// MemoryBytes.
+	stopTrim func()
+	// obs holds the Prometheus metrics, health and readiness (metrics.go,
+	// http.go).
+	obs *observer
+	// sessions are the workers' sessions, for Instances (instances.go).
+	sessions sessionRegistry
 }
 
 // Open validates the topology of b and opens the state DB and, unless
@@ -51,6 +62,7 @@ func Open(b *topology.Builder, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, topo: topo, log: opts.Log}
+	e.mem, _ = opts.memorySplit() // Validate checked it
 	if e.log == nil && opts.Kafka != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -70,23 +82,38 @@ func Open(b *topology.Builder, opts Options) (*Engine, error) {
 			InMemory: opts.InMemory,
 			FS:       opts.FS,
 			Logger:   opts.Logger.Named("log"),
+			// 0 without MemoryBytes: the log's defaults.
+			CacheBytes:    e.mem.LogCacheBytes,
+			MemTableBytes: e.mem.LogMemTableBytes,
+			CompactBytes:  e.mem.LogCompactBytes,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("engine: open embedded log: %w", err)
 		}
 		e.log, e.ownsLog = l, true
 	}
+	e.obs = newObserver(e)
 	e.db, err = state.Open(state.Options{
 		Dir:      filepath.Join(opts.StateDir, "state"),
 		InMemory: opts.InMemory,
 		FS:       opts.FS,
 		Logger:   opts.Logger.Named("state"),
+		// 0 without MemoryBytes: the state DB's defaults, no shared bound.
+		CacheBytes:      e.mem.StateCacheBytes,
+		MemTableBytes:   e.mem.StateMemTableBytes,
+		WriteCacheBytes: e.mem.WriteCacheBytes,
 	})
 	if err != nil {
 		if e.ownsLog {
 			e.log.Close()
 		}
 		return nil, fmt.Errorf("engine: open state: %w", err)
+	}
+	recordStoreKinds(e.db, topo, opts.Logger) // for eddy stores (reset.go)
+	if opts.MemoryBytes > 0 {
+		// glibc's malloc keeps the cache blocks Pebble frees, in
+		// per-thread arenas, far past the budget (see cmalloc).
+		e.stopTrim = cmalloc.StartTrimming()
 	}
 	return e, nil
 }
@@ -101,6 +128,9 @@ func (e *Engine) Topology() *topology.Topology { return e.topo }
 // Close releases the state DB and the embedded log the engine opened.
 // Run must have returned.
 func (e *Engine) Close() error {
+	if e.stopTrim != nil {
+		e.stopTrim()
+	}
 	err := e.db.Close()
 	if e.ownsLog {
 		err = errors.Join(err, e.log.Close())
@@ -115,6 +145,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return errors.New("engine: Run called twice")
 	}
+	stopServing, err := e.serve()
+	if err != nil {
+		return err
+	}
+	defer stopServing()
 	if err := e.prepareTopics(ctx); err != nil {
 		return err
 	}
@@ -140,6 +175,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			Member:      fmt.Sprintf("%s-%s-%d", e.topo.App(), e.opts.InstanceID, i),
 			Topics:      topics,
 			AtLeastOnce: e.opts.Guarantee == AtLeastOnce,
+			Endpoint:    e.advertised(),
 		}
 		sess, err := e.log.NewSession(ctx, cfg)
 		if err != nil {
@@ -165,6 +201,7 @@ func (e *Engine) Run(ctx context.Context) error {
 					firstErr = err
 				}
 				mu.Unlock()
+				e.obs.failed(err)
 				cancel()
 			}
 		}()
@@ -223,6 +260,9 @@ func (e *Engine) prepareTopics(ctx context.Context) error {
 				}
 			}
 			for _, sink := range s.Sinks {
+				if topicNamed(topics, sink).Role == topology.RoleRepartition {
+					continue // sized by the sub-topology that reads it, above
+				}
 				if _, ok := e.partitions[sink]; !ok {
 					e.partitions[sink] = n
 					create = append(create, broker.TopicConfig{Name: sink, Partitions: n})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eddyflow/eddy/broker"
 	"github.com/eddyflow/eddy/broker/kafka"
+	"github.com/eddyflow/eddy/state"
 )
 
 // Options configures an Engine. The zero value runs on the embedded log
@@ -58,8 +59,33 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// CacheBytes bounds the write-back cache of each store partition.
 	// Default 8 MiB; negative disables caching (every update is
-	// forwarded and changelogged).
+	// forwarded and changelogged). With MemoryBytes, the caches of all
+	// store partitions share the budget's write-back part, and CacheBytes
+	// bounds each one within it: default (0) that whole part, so one busy
+	// store partition may use what idle ones do not; a CacheBytes above
+	// that part is rejected.
 	CacheBytes int
+	// MemoryBytes bounds the memory of all of the instance's stores
+	// together: the state DB's Pebble block cache and memtables, the
+	// embedded log's (when the engine opens it) and its compactions' key
+	// map, the write-back caches of every store partition, and the writes
+	// they evict until the next checkpoint (a worker checkpoints early
+	// when its share of those passes its bound). state.SplitMemory tells
+	// the split: with the embedded log, 45% for the state DB's Pebble and
+	// 20% for the log's, a fifth of each left to C's malloc, which Pebble
+	// allocates with; 20% for the write-back caches, 10% for the evicted
+	// writes and 5% for the compaction map, each of the last three half
+	// held and half left for the garbage collector (GOGC=100). The
+	// process's peak RSS stays within MemoryBytes plus an overhead that
+	// does not grow with the state: the binary and the Go runtime, and per
+	// worker the records of a poll (MaxPollRecords) and of a commit
+	// interval. With MemoryBytes, the engine returns the memory glibc's
+	// malloc keeps after Pebble freed it to the OS every second (Linux
+	// with cgo). At least 32 MiB. Default 0: no budget, as before:
+	// Pebble's defaults (state DB 64 MiB block cache and 32 MiB memtables,
+	// embedded log 32 MiB and 64 MiB) and CacheBytes per store partition,
+	// without a bound on their sum.
+	MemoryBytes int64
 	// MaxPollRecords bounds the records a worker takes per poll.
 	// Default 10000.
 	MaxPollRecords int
@@ -79,6 +105,20 @@ type Options struct {
 	Bounded bool
 	// Logger receives the engine's logs. Default: a null logger.
 	Logger hclog.Logger
+	// HTTPAddr is the address of the optional HTTP server, e.g. ":8080";
+	// empty: no server. Run serves it from its start until it returns:
+	// GET /metrics (Prometheus), /healthz, /readyz, /topology (text, or
+	// ?format=mermaid), and / (an index of the endpoints, as JSON). With
+	// port 0, Engine.HTTPAddr tells the port chosen.
+	HTTPAddr string
+	// AdvertisedAddr is the address (host:port) at which other instances
+	// and clients reach this instance's HTTP server. The instance
+	// advertises it to its application's group, and Engine.Instances and
+	// Engine.InstanceFor tell every instance where each partition is
+	// served. Default "": with HTTPAddr set, its host (if it names one:
+	// not "", 0.0.0.0 or ::) with the port the server listens on; else
+	// nothing, and the instance's partitions are not listed.
+	AdvertisedAddr string
 	// FS is the file system of the state DB and of the embedded log the
 	// engine opens. nil: the OS's (or memory, with InMemory). Tests set an
 	// error-injecting one to check how disk faults are handled.
@@ -198,6 +238,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = defaultCacheBytes
+		if m, err := o.memorySplit(); err == nil && m.WriteCacheBytes > 0 {
+			o.CacheBytes = int(m.WriteCacheBytes)
+		}
 	}
 	if o.MaxPollRecords == 0 {
 		o.MaxPollRecords = 10000
@@ -210,6 +253,8 @@ func (o *Options) EnsureDefaults() {
 // Validate reports unusable settings.
 func (o *Options) Validate() error {
 	switch {
+	case o.AdvertisedAddr != "" && !validEndpoint(o.AdvertisedAddr):
+		return fmt.Errorf("engine: AdvertisedAddr %q is not host:port with a host and a port", o.AdvertisedAddr)
 	case o.Workers < 0:
 		return fmt.Errorf("engine: Workers must not be negative, got %d", o.Workers)
 	case o.CommitInterval < 0:
@@ -225,5 +270,20 @@ func (o *Options) Validate() error {
 	case o.DeadLetterTopic != "" && o.OnDecodeError != DecodeDeadLetter:
 		return fmt.Errorf("engine: DeadLetterTopic %q is set but OnDecodeError is %s, not DecodeDeadLetter", o.DeadLetterTopic, o.OnDecodeError)
 	}
+	if o.MemoryBytes != 0 {
+		m, err := o.memorySplit()
+		if err != nil {
+			return fmt.Errorf("engine: MemoryBytes: %w", err)
+		}
+		if int64(o.CacheBytes) > m.WriteCacheBytes {
+			return fmt.Errorf("engine: CacheBytes %d exceeds the write-back caches' part of MemoryBytes %d (%d): lower CacheBytes, or leave it 0 to share that part", o.CacheBytes, o.MemoryBytes, m.WriteCacheBytes)
+		}
+	}
 	return nil
+}
+
+// memorySplit divides MemoryBytes among the stores (state.SplitMemory):
+// the zero split without a budget.
+func (o *Options) memorySplit() (state.MemorySplit, error) {
+	return state.SplitMemory(o.MemoryBytes, o.Log == nil && o.Kafka == nil, o.CacheBytes >= 0)
 }

@@ -49,6 +49,7 @@ func (e *Engine) Stepper(ctx context.Context, start time.Time) (*Stepper, error)
 		Member:      fmt.Sprintf("%s-%s-0", e.topo.App(), e.opts.InstanceID),
 		Topics:      topics,
 		AtLeastOnce: e.opts.Guarantee == AtLeastOnce,
+		Endpoint:    e.advertised(),
 	}
 	sess, err := e.log.NewSession(ctx, cfg)
 	if err != nil {

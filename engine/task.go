@@ -52,6 +52,9 @@ type task struct {
 	// finishing is set once a bounded task has flushed its windows and
 	// waits for the commit that makes that visible; finished after it.
 	finishing, finished bool
+	// counts are the records of each source and sink topic since the
+	// last commit, for the metrics (metrics.go).
+	counts taskCounts
 }
 
 func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32, start map[broker.TopicPartition]int64) (*task, error) {
@@ -82,7 +85,7 @@ func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32,
 	t.ctx = operators.Context{
 		Partition:  p,
 		Logger:     t.logger,
-		Send:       w.send,
+		Send:       t.send,
 		Partitions: func(topic string) int32 { return e.partitions[topic] },
 		Late: func(op string) {
 			w.late++
@@ -104,6 +107,7 @@ func newTask(ctx context.Context, w *worker, sub *topology.SubTopology, p int32,
 		t.state.Close()
 		return nil, fmt.Errorf("engine: task %s: %w", id, err)
 	}
+	t.countSources()
 	return t, nil
 }
 
@@ -179,6 +183,8 @@ func (t *task) restore(ctx context.Context, name string, s restorable) error {
 	if from == bounds.End {
 		return nil
 	}
+	progress := t.w.e.obs.restoreStarted(from, bounds.End)
+	defer progress.done()
 	batch := make([]state.ChangelogRecord, 0, restoreBatch)
 	n := 0
 	err = log.Read(ctx, tp, from, bounds.End, func(r broker.Record) error {
@@ -188,12 +194,14 @@ func (t *task) restore(ctx context.Context, name string, s restorable) error {
 			return nil
 		}
 		err := s.Restore(batch, r.Offset+1)
+		progress.applied(len(batch), r.Offset+1)
 		batch = batch[:0]
 		crashPoint("restore")
 		return err
 	})
 	if err == nil {
 		err = s.Restore(batch, bounds.End)
+		progress.applied(len(batch), bounds.End)
 		crashPoint("restore")
 	}
 	if err != nil {

@@ -64,9 +64,12 @@ type worker struct {
 		sync.Mutex
 		cancel context.CancelFunc
 	}
+	// obs is the worker's bookkeeping for metrics and readiness (metrics.go).
+	obs workerObs
 }
 
 func newWorker(e *Engine, id int, cfg broker.SessionConfig, sess broker.Session) *worker {
+	e.sessions.set(id, sess)
 	return &worker{
 		e:      e,
 		id:     id,
@@ -140,7 +143,9 @@ func (w *worker) run(ctx context.Context) (err error) {
 				return err
 			}
 		}
+		w.started()
 		w.polled = w.polled || len(f.Records) > 0
+		processStart := time.Now()
 		for i := range f.Records {
 			if err := w.enqueue(&f.Records[i]); err != nil {
 				return err
@@ -152,6 +157,7 @@ func (w *worker) run(ctx context.Context) (err error) {
 			}
 			return err
 		}
+		w.processed(processStart, len(f.Records))
 		if w.e.progress != nil {
 			if err := w.finishComplete(ctx, len(f.Records) == 0); err != nil {
 				if stoppedBy(ctx, err) {
@@ -362,6 +368,7 @@ func (w *worker) finishing() bool {
 // writes their state to the state DB if checkpoint is set or a checkpoint
 // is due.
 func (w *worker) commit(ctx context.Context, checkpoint bool) error {
+	w.report(ctx)
 	checkpoint = checkpoint || w.finishing() || w.now().Sub(w.lastCheckpoint) >= w.e.opts.CheckpointInterval || w.stagedFull()
 	for _, t := range w.tasks {
 		if err := t.state.Flush(); err != nil {
@@ -383,6 +390,7 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 		}
 		return nil
 	}
+	commitStart := time.Now()
 	crashPoint("commit.before-log")
 	ends, err := w.sess.Commit(ctx, offsets)
 	if errors.Is(err, broker.ErrFenced) {
@@ -427,6 +435,7 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 		}
 	}
 	crashPoint("commit.after-state")
+	w.foldCounts(commitStart)
 	m := &w.e.metrics
 	m.recordsIn.Add(w.in)
 	m.recordsOut.Add(w.out)
@@ -451,14 +460,19 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 const maxStagedBytes = 16 << 20
 
 // stagedFull reports whether a task's staged batch outgrew maxStagedBytes,
-// which makes the commit a checkpoint.
+// or, with Options.MemoryBytes, the worker's tasks' staged batches together
+// outgrew the worker's share of the budget's part for them, which makes
+// the commit a checkpoint.
 func (w *worker) stagedFull() bool {
+	total, limit := 0, w.e.mem.StagedBytes/int64(max(w.e.opts.Workers, 1))
 	for _, t := range w.tasks {
-		if t.state.StagedBytes() > maxStagedBytes {
+		n := t.state.StagedBytes()
+		if n > maxStagedBytes {
 			return true
 		}
+		total += n
 	}
-	return false
+	return limit > 0 && int64(total) > limit
 }
 
 // checkpoint writes the state of the commits deferred since the last
@@ -520,6 +534,7 @@ func (w *worker) rejoin(ctx context.Context) error {
 		return fmt.Errorf("engine: worker %d: rejoin group %s: %w", w.id, w.cfg.Group, err)
 	}
 	w.sess = sess
+	w.e.sessions.set(w.id, sess)
 	return nil
 }
 
@@ -539,4 +554,5 @@ func (w *worker) closeTasks() {
 	}
 	clear(w.tasks)
 	clear(w.byTP)
+	w.unreport()
 }

@@ -18,9 +18,25 @@ type Options struct {
 	// tests. nil: the OS filesystem, or vfs.NewMem() with InMemory.
 	FS vfs.FS
 	// CacheBytes is the size of Pebble's block cache. Default 64 MiB.
+	// Pebble reserves its memtables inside it (see MemorySplit).
 	CacheBytes int64
 	// MemTableBytes is the size of one Pebble memtable. Default 32 MiB.
+	// Pebble holds up to three: two queued, one kept for reuse.
 	MemTableBytes uint64
+	// WriteCacheBytes bounds the write-back caches of all the DB's store
+	// partitions together (StoreConfig.CacheBytes bounds each one). When
+	// a write or read pushes their total over it, the store written or
+	// read evicts its own least recently used entries, if it holds more
+	// than its fair share (WriteCacheBytes divided by the cached store
+	// partitions), until the total is within the budget or the store
+	// within its share; a store within its share evicts only once the
+	// total passes 9/8 of WriteCacheBytes, so that idle stores holding
+	// more cannot starve it. At Task.Commit, while the total is above 7/8
+	// of it, a store above its share drops entries down to it. The total
+	// thus stays within 9/8 of WriteCacheBytes. It counts each entry's
+	// heap cost (see WriteCacheUsage), a little more than what the entry
+	// counts against CacheBytes. Default 0: no shared bound.
+	WriteCacheBytes int64
 	// Logger receives Pebble's and the DB's logs. Default: a null logger.
 	// Pebble's informational messages are logged at debug level.
 	Logger hclog.Logger
@@ -48,7 +64,9 @@ type StoreConfig struct {
 	// including values kept for OnFlush's old, plus a fixed per-entry
 	// overhead). When a write or a read pushes the cache over the bound,
 	// the least recently used entries are evicted, dirty ones flushed first.
-	// 0 disables the cache: writes go straight to the staged batch.
+	// 0 disables the cache: writes go straight to the staged batch. The
+	// DB's Options.WriteCacheBytes, if set, bounds the caches of all
+	// store partitions together as well.
 	CacheBytes int
 	// OnFlush, when set, is called for every data entry (not meta) that a
 	// write reaches the staged batch with: for a cached store when a dirty

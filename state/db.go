@@ -52,6 +52,9 @@ func (o *Options) validate() error {
 	if o.CacheBytes < 0 {
 		return fmt.Errorf("CacheBytes %d is negative", o.CacheBytes)
 	}
+	if o.WriteCacheBytes < 0 {
+		return fmt.Errorf("WriteCacheBytes %d is negative", o.WriteCacheBytes)
+	}
 	return nil
 }
 
@@ -72,6 +75,10 @@ type DB struct {
 	dir    string // for errors; "(in-memory)" without a Dir
 	opts   Options
 	logger hclog.Logger
+
+	// budget is the write-back caches' shared budget, nil if none
+	// (Options.WriteCacheBytes).
+	budget *budget
 
 	// failed is the first failure (see DB). Pebble's goroutines set it
 	// while holding Pebble's locks, so it is not guarded by mu.
@@ -133,6 +140,9 @@ func Open(opts Options) (*DB, error) {
 			},
 		},
 	}
+	// Pebble's default, spelled out: at most two memtables queued (and
+	// one kept for reuse), which MemorySplit counts on.
+	popts.MemTableStopWritesThreshold = 2
 	// Pebble's Open would wait for the compactions it starts (see
 	// pebbleguard.Gate): they start once it returned.
 	popts.Experimental.CompactionScheduler = gate
@@ -146,6 +156,9 @@ func Open(opts Options) (*DB, error) {
 	}
 	gate.Open()
 	db := &DB{pdb: pdb, dir: dir, opts: opts, logger: opts.Logger, failed: failed}
+	if opts.WriteCacheBytes > 0 {
+		db.budget = &budget{limit: opts.WriteCacheBytes}
+	}
 	db.mu.tasks = make(map[*Task]struct{})
 	db.mu.stores = make(map[storeID]*Task)
 	return db, nil

@@ -62,6 +62,14 @@
 // order always holds, as a key has at most one dirty entry. A store without
 // a cache writes straight to the staged batch.
 //
+// Options.WriteCacheBytes bounds the caches of all of a DB's store
+// partitions together: each charges the budget, atomically, with what its
+// entries take in the heap, and a store evicts its own entries when the
+// total runs over, first those that hold more than their fair share (the
+// budget divided by the cached store partitions). SplitMemory divides an
+// engine's memory budget among this budget, the staged batches, and the
+// Pebble DBs' caches and memtables.
+//
 // A miss costs a Pebble read only where the cache cannot vouch for the
 // key: a store knows the largest key in its batch and DB (one seek when
 // first needed) and the largest key its cache evicted, and a miss above
@@ -83,6 +91,9 @@
 // delete. The committed offset of a store partition, 8 bytes BE, is at
 //
 //	0x02 | uvarint(len(name)) | name | partition (4 bytes BE)
+//
+// The kind of a store (SetStoreKind), which tools that read the DB without
+// the topology use (OpenReadOnly, Stores), is at 0x03 | name.
 //
 // Changelog records and Restore use the namespaced key, namespace byte
 // then user key, without the store prefix, so a changelog partition restores

@@ -58,6 +58,30 @@ type entry struct {
 
 func (e *entry) size() int { return entryOverhead + len(e.key) + len(e.val) + len(e.old) }
 
+func (e *entry) isDirty() bool   { return e.dirty }
+func (e *entry) isPending() bool { return e.pending }
+
+// dropStale removes from list, keeping the order, the entries that live
+// rejects, once they make up most of it: list is a store's dirty or
+// pending list, and live the number of entries in it that are still
+// dirty or pending. The entries evicted since the last flush or commit
+// then do not stay reachable through it, holding memory beyond the
+// cache's bound until the next flush or applied commit. Amortized, the
+// cost is constant per entry appended.
+func dropStale(list []*entry, live int, keep func(*entry) bool) []*entry {
+	if len(list) < 2*live+256 {
+		return list
+	}
+	out := list[:0]
+	for _, e := range list {
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	clear(list[len(out):])
+	return out
+}
+
 // value returns the entry's value, nil if deleted.
 func (e *entry) value() []byte {
 	if e.del {
@@ -105,6 +129,10 @@ type store struct {
 	dirty []*entry
 	spare []*entry // the backing array of a finished flush, for reuse
 	stats CacheStats
+	// budget is the DB's shared budget of the caches, nil if none or
+	// uncached; charged is what the cache holds against it (see grow).
+	budget  *budget
+	charged int64
 
 	// absentFrom makes cache misses cheap: every data key at or above it
 	// (user key order) that is not in the cache is in neither the staged
@@ -137,6 +165,10 @@ func (s *store) init(t *Task, id storeID, cfg StoreConfig) {
 	s.plen = len(s.scratch)
 	if cfg.CacheBytes > 0 {
 		s.cache = make(map[string]*entry)
+		if b := t.db.budget; b != nil {
+			s.budget = b
+			b.stores.Add(1)
+		}
 	}
 	if s.after == nil {
 		s.after = func(k []byte) []byte { return append(k, 0) }
@@ -196,7 +228,7 @@ func (s *store) warm(it *pebble.Iterator, lo []byte) {
 	for valid := it.SeekGE(seek); valid; valid = it.Next() {
 		nk := it.Key()[s.plen:]
 		v, err := it.ValueAndErr()
-		if err != nil || s.size+entryOverhead+len(nk)+len(v) > s.cfg.CacheBytes/2 {
+		if err != nil || s.size+entryOverhead+len(nk)+len(v) > s.warmLimit() {
 			return // the keys cached so far are valid; absentFrom stays
 		}
 		s.insert(newEntry(nk, v))
@@ -489,7 +521,7 @@ func (s *store) write(ns byte, key, value []byte, del bool) error {
 		e.old = old
 		s.insert(e)
 	} else {
-		s.size -= e.size()
+		before := e.size()
 		if !e.dirty && wantOld {
 			// The clean value is the staged one: it becomes old, and
 			// the new value needs a buffer of its own.
@@ -503,13 +535,13 @@ func (s *store) write(ns byte, key, value []byte, del bool) error {
 			e.val = e.val[:len(value)]
 		}
 		copy(e.val, value)
-		s.size += e.size()
+		s.grow(e.size()-before, 0)
 		s.touch(e)
 	}
 	if !e.dirty {
 		e.dirty = true
 		s.ndirty++
-		s.dirty = append(s.dirty, e)
+		s.dirty = append(dropStale(s.dirty, s.ndirty, (*entry).isDirty), e)
 	}
 	return s.evict()
 }
@@ -575,13 +607,13 @@ func (s *store) flushEntry(e *entry, cached, toBatch bool) error {
 	old := e.old
 	e.old = nil
 	if cached {
-		s.size -= len(old)
+		s.grow(-len(old), 0)
 	}
 	if !toBatch {
 		if !e.pending {
 			e.pending = true
 			s.npending++
-			s.pending = append(s.pending, e)
+			s.pending = append(dropStale(s.pending, s.npending, (*entry).isPending), e)
 		}
 		return s.emit(e.keyBytes(), e.value(), old)
 	}
@@ -665,6 +697,7 @@ func (s *store) reset() {
 	clear(s.pending)
 	s.pending = s.pending[:0]
 	s.head, s.tail = nil, nil
+	s.release()
 	s.size, s.ndirty, s.npending = 0, 0, 0
 	s.staged = false
 	s.absentFrom, s.absentKnown = nil, false
@@ -674,7 +707,7 @@ func (s *store) reset() {
 // insert adds e to the cache as the most recently used entry.
 func (s *store) insert(e *entry) {
 	s.cache[e.key] = e
-	s.size += e.size()
+	s.grow(e.size(), 1)
 	e.next = s.head
 	if s.head != nil {
 		s.head.prev = e
@@ -711,34 +744,40 @@ func (s *store) unlink(e *entry) {
 
 // evict removes least recently used entries, flushing dirty ones and
 // writing pending ones to the staged batch, until the cache is within
-// CacheBytes. An entry larger than CacheBytes is thus
-// written through at once.
+// CacheBytes and, if it must give way (see budget), the caches of the DB
+// within their shared budget. An entry larger than CacheBytes is thus
+// written through at once, and so may be the writes of a store while the
+// caches of others hold the budget.
 func (s *store) evict() error {
-	for s.size > s.cfg.CacheBytes && s.tail != nil {
-		e := s.tail
-		s.unlink(e)
-		delete(s.cache, e.key)
-		if e == s.last {
-			s.last = nil
+	for s.tail != nil && s.full() {
+		if err := s.evictTail(); err != nil {
+			return err
 		}
-		s.size -= e.size()
-		s.stats.Evicted++
-		s.evicted(e.keyBytes())
-		switch {
-		case e.dirty:
-			if err := s.flushEntry(e, false, true); err != nil {
-				return err
-			}
-		case e.pending:
-			// Flushed already: it only needs to stay readable.
-			s.unpend(e)
-			full := append(s.takeScratch()[:s.plen], e.key...)
-			err := s.put(s.t.batch, full, e.value())
-			s.giveScratch(full)
-			if err != nil {
-				return err
-			}
-		}
+	}
+	return nil
+}
+
+// evictTail evicts the least recently used entry (see evict).
+func (s *store) evictTail() error {
+	e := s.tail
+	s.unlink(e)
+	delete(s.cache, e.key)
+	if e == s.last {
+		s.last = nil
+	}
+	s.grow(-e.size(), -1)
+	s.stats.Evicted++
+	s.evicted(e.keyBytes())
+	switch {
+	case e.dirty:
+		return s.flushEntry(e, false, true)
+	case e.pending:
+		// Flushed already: it only needs to stay readable.
+		s.unpend(e)
+		full := append(s.takeScratch()[:s.plen], e.key...)
+		err := s.put(s.t.batch, full, e.value())
+		s.giveScratch(full)
+		return err
 	}
 	return nil
 }

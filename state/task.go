@@ -124,7 +124,10 @@ func (t *Task) Flush() error {
 // writes or the map names a store the task does not have, without
 // applying anything. The apply does not sync: the changelog is the source
 // of truth (see the package doc). A new staged batch is started; the
-// caches keep their (now committed) contents.
+// caches keep their (now committed) contents, except that with a shared
+// budget (Options.WriteCacheBytes) running short, a cache above its fair
+// share of it (the budget divided by the cached store partitions) drops
+// its least recently used entries down to that share.
 func (t *Task) Commit(changelogEnd map[string]int64) error {
 	if err := t.checkCommit(changelogEnd); err != nil {
 		return err
@@ -173,6 +176,10 @@ func (t *Task) Commit(changelogEnd map[string]int64) error {
 	}
 	for _, s := range t.stores {
 		s.staged = false
+		if err := s.trim(); err != nil { // every entry is clean: cannot fail
+			t.failed = true
+			return fmt.Errorf("state: task %s: commit: store %s: %w", t.name, s.id.name, err)
+		}
 	}
 	t.deferred = nil
 	return nil
@@ -258,6 +265,9 @@ func (t *Task) Close() error {
 	}
 	for _, s := range t.stores {
 		s.reset()
+		if s.budget != nil {
+			s.budget.stores.Add(-1)
+		}
 	}
 	t.deferred = nil
 	t.closed = true

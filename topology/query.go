@@ -37,6 +37,11 @@ type StoreReader interface {
 // holds it (see the engine's instance lookup).
 var ErrNotLocal = errors.New("topology: key's partition is not held here")
 
+// ErrWrongKind is returned (wrapped) by a TextQuery asked for what its
+// store's kind does not hold: a key's row of a windowed store, windows of
+// a key-value store.
+var ErrWrongKind = errors.New("the store's kind has no such query")
+
 // Row is a row of a table as queries return it: its key, its value, and
 // its timestamp (the newest input record's, as the table's output
 // records carry it).
@@ -331,6 +336,32 @@ type TextQuery interface {
 	// Windows returns key's windows overlapping [from, to] (windowed
 	// tables).
 	Windows(ctx context.Context, r StoreReader, key string, from, to int64) ([]any, error)
+	// EncodeKey returns the store's encoding of key (of a windowed
+	// table, of its grouping key): what the key's partition is
+	// computed from.
+	EncodeKey(key string) ([]byte, error)
+}
+
+// KeyError is a key given as text that does not parse or encode.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return fmt.Sprintf("key %q: %v", e.Key, e.Err) }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// encodeTextKey parses key as parseTextKey does and encodes it with ks.
+func encodeTextKey[K any](key string, ks serde.Serde[K]) ([]byte, error) {
+	k, err := parseTextKey[K](key)
+	if err != nil {
+		return nil, err
+	}
+	b, err := ks.Encode(nil, k)
+	if err != nil {
+		return nil, &KeyError{key, err}
+	}
+	return b, nil
 }
 
 // Queries returns the text queries of the topology's materialized
@@ -367,7 +398,7 @@ func parseTextKey[K any](s string) (K, error) {
 		return k, nil
 	}
 	if err := json.Unmarshal([]byte(s), &k); err != nil {
-		return k, fmt.Errorf("key %q is not a JSON %T: %w", s, k, err)
+		return k, &KeyError{s, fmt.Errorf("not a JSON %T: %w", k, err)}
 	}
 	return k, nil
 }
@@ -378,6 +409,9 @@ type kvText[K, V any] struct {
 }
 
 func (q kvText[K, V]) Kind() StoreKind { return KeyValueStore }
+func (q kvText[K, V]) EncodeKey(key string) ([]byte, error) {
+	return encodeTextKey(key, q.t.q.keySerde.(serde.Serde[K]))
+}
 func (q kvText[K, V]) valueSerde() any { return q.t.valueSerde }
 
 func (q kvText[K, V]) Get(ctx context.Context, r StoreReader, key string) (any, bool, error) {
@@ -416,7 +450,7 @@ func (q kvText[K, V]) Rows(ctx context.Context, r StoreReader, from string, limi
 }
 
 func (q kvText[K, V]) Windows(context.Context, StoreReader, string, int64, int64) ([]any, error) {
-	return nil, fmt.Errorf("store %s is a key-value store: it has no windows", q.t.q.store)
+	return nil, fmt.Errorf("store %s is a key-value store: it has no windows: %w", q.t.q.store, ErrWrongKind)
 }
 
 // windowQuery reads a windowed table (time or session windows) grouped
@@ -437,6 +471,8 @@ func (q *windowQuery[K, V]) Kind() StoreKind {
 }
 
 func (q *windowQuery[K, V]) valueSerde() any { return q.vs }
+
+func (q *windowQuery[K, V]) EncodeKey(key string) ([]byte, error) { return encodeTextKey(key, q.ks) }
 
 // decodeAny decodes a raw row of the store into a window.Windowed[K] key
 // and a V value.
@@ -569,12 +605,12 @@ func satSub(a, b int64) int64 {
 }
 
 func (q *windowQuery[K, V]) Get(context.Context, StoreReader, string) (any, bool, error) {
-	return nil, false, fmt.Errorf("store %s is a %s store: ask for a key's windows", q.store, q.Kind())
+	return nil, false, fmt.Errorf("store %s is a %s store: ask for a key's windows: %w", q.store, q.Kind(), ErrWrongKind)
 }
 
 func (q *windowQuery[K, V]) Rows(ctx context.Context, r StoreReader, from string, limit int) ([]any, error) {
 	if from != "" {
-		return nil, fmt.Errorf("store %s is a %s store: from applies to key-value stores", q.store, q.Kind())
+		return nil, fmt.Errorf("store %s is a %s store: from applies to key-value stores: %w", q.store, q.Kind(), ErrWrongKind)
 	}
 	_, local, err := r.StorePartitions(ctx, q.store)
 	if err != nil {

@@ -60,6 +60,8 @@ func Run(t *testing.T, newLog func(t *testing.T) broker.Log) {
 		{"PollContextDone", testPollContextDone},
 		{"TwoMembers", testTwoMembers},
 		{"ZombieFenced", testZombieFenced},
+		{"Endpoints", testEndpoints},
+		{"DeleteGroup", testDeleteGroup},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +135,18 @@ func (e *env) offsets(tp broker.TopicPartition) broker.PartitionOffsets {
 func (e *env) join(group, member string, topics ...string) *session {
 	e.t.Helper()
 	s, err := e.log.NewSession(e.ctx(), broker.SessionConfig{Group: group, Member: member, Topics: topics})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return &session{Session: s, t: e.t, name: member}
+}
+
+// joinAt joins a session advertising endpoint, that the subtest closes at
+// its end.
+func (e *env) joinAt(group, member, endpoint string, topics ...string) *session {
+	e.t.Helper()
+	s, err := e.log.NewSession(e.ctx(), broker.SessionConfig{Group: group, Member: member, Topics: topics, Endpoint: endpoint})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -777,5 +791,161 @@ func testZombieFenced(t *testing.T, e *env) {
 	fresh.commit(offsetMap{tp(in, 0): {Offset: 2}})
 	if got := values(e.readAll(tp(out, 0))); !slices.Equal(got, []string{"fresh"}) {
 		t.Errorf("%s = %q, want [fresh]", out, got)
+	}
+}
+
+// testEndpoints runs four members of a group: two of one instance (one
+// endpoint), one of another, and one without an endpoint. Once the group
+// settles, every member's Endpoints lists the two endpoints with the
+// co-partitioned plan's partitions of their members, in one generation.
+// When the other instance's member leaves, the rest settle again and
+// their Endpoints, of a newer generation, no longer list it; the closed
+// session's Endpoints are empty.
+func testEndpoints(t *testing.T, e *env) {
+	a, b, out, group := e.name("a"), e.name("b"), e.name("out"), e.name("app")
+	const n = 6
+	e.create(broker.TopicConfig{Name: a, Partitions: n}, broker.TopicConfig{Name: b, Partitions: n}, broker.TopicConfig{Name: out, Partitions: n})
+	topics := map[string]int32{a: n, b: n}
+	endpoint := map[string]string{"m1": "host1:8080", "m2": "host1:8080", "m3": "[2001:db8::2]:8080", "m4": ""}
+	var ms []*member
+	for _, name := range []string{"m1", "m2", "m3", "m4"} {
+		ms = append(ms, newMember(e.joinAt(group, name, endpoint[name], a, b), out))
+	}
+	// want returns the Endpoints of the plan over ms, but for Generation.
+	want := func(ms []*member) broker.Endpoints {
+		var names []string
+		for _, m := range ms {
+			names = append(names, m.name)
+		}
+		plan := broker.CoPartitioned(names, topics)
+		w := broker.Endpoints{Partitions: map[string][]broker.TopicPartition{}}
+		for _, m := range ms {
+			if ep := endpoint[m.name]; ep != "" {
+				w.Partitions[ep] = sorted(append(w.Partitions[ep], plan[m.name]...))
+			}
+		}
+		return w
+	}
+	// settled reports whether every member of ms owns its planned
+	// partitions and sees want's endpoints, all in one generation.
+	settled := func(ms []*member) (bool, string) {
+		w := want(ms)
+		var names []string
+		for _, m := range ms {
+			names = append(names, m.name)
+		}
+		plan := broker.CoPartitioned(names, topics)
+		var gen int64
+		var state []string
+		ok := true
+		for _, m := range ms {
+			got := m.Endpoints()
+			state = append(state, fmt.Sprintf("%s owns %v, sees %+v", m.name, m.owned(), got))
+			w.Generation = got.Generation
+			if !slices.Equal(m.owned(), sorted(plan[m.name])) || len(m.revoked) > 0 ||
+				!gocmp.Equal(w, got) || got.Generation <= 0 || (gen != 0 && got.Generation != gen) {
+				ok = false
+			}
+			gen = got.Generation
+		}
+		return ok, strings.Join(state, "; ")
+	}
+	until := func(what string, ms []*member) int64 {
+		t.Helper()
+		deadline := time.Now().Add(WaitTimeout)
+		for {
+			ok, state := settled(ms)
+			if ok {
+				return ms[0].Endpoints().Generation
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s: want %+v; %s", what, want(ms), state)
+			}
+			for _, m := range ms {
+				m.step(50 * time.Millisecond)
+			}
+		}
+	}
+	gen := until("four members to settle", ms)
+
+	leaving := ms[2]
+	if err := leaving.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := leaving.Endpoints(); !gocmp.Equal(got, broker.Endpoints{}) {
+		t.Errorf("%s's Endpoints after Close = %+v, want none", leaving.name, got)
+	}
+	ms = slices.Delete(ms, 2, 3)
+	if after := until("three members to settle after "+leaving.name+" left", ms); after <= gen {
+		t.Errorf("generation %d after %s left, was %d: want it newer", after, leaving.name, gen)
+	}
+}
+
+// testDeleteGroup checks that DeleteGroup refuses a group with a live
+// member, and that after the member left it deletes the group's
+// committed offsets (and only that group's): the next member starts at
+// the log start. A missing group deletes without error.
+func testDeleteGroup(t *testing.T, e *env) {
+	ctx := e.ctx()
+	in, group, other := e.name("in"), e.name("app"), e.name("other")
+	e.create(broker.TopicConfig{Name: in, Partitions: 2})
+	e.produce(rec(in, 0, "a", "a0"), rec(in, 1, "b", "b0"), rec(in, 0, "a", "a1"))
+	committed := offsetMap{tp(in, 0): {Offset: 2, Metadata: []byte("m")}, tp(in, 1): {Offset: 1}}
+	for _, g := range []string{group, other} {
+		s := e.join(g, "w1", in)
+		s.awaitAssigned(tp(in, 0), tp(in, 1))
+		s.records(3)
+		s.commit(committed)
+		if g == group {
+			err := e.log.DeleteGroup(ctx, group)
+			if !errors.Is(err, broker.ErrGroupActive) || !strings.Contains(err.Error(), "members alive: 1") {
+				t.Errorf("DeleteGroup with a live member = %v, want ErrGroupActive with \"members alive: 1\"", err)
+			}
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The refused delete deleted nothing: a new member resumes.
+	s := e.join(group, "w2", in)
+	if f := s.awaitAssigned(tp(in, 0), tp(in, 1)); !gocmp.Equal(committed, f.Committed) {
+		t.Errorf("committed after a refused DeleteGroup (-want +got):\n%s", gocmp.Diff(committed, f.Committed))
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Kafka may take a moment to see the member leave.
+	for {
+		err := e.log.DeleteGroup(ctx, group)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, broker.ErrGroupActive) {
+			t.Fatalf("DeleteGroup of a group without members: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("DeleteGroup after its members left: still %v after %v", err, WaitTimeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s = e.join(group, "w3", in)
+	f := s.awaitAssigned(tp(in, 0), tp(in, 1))
+	if len(f.Committed) != 0 {
+		t.Errorf("committed offsets after DeleteGroup: %v, want none", f.Committed)
+	}
+	if got := s.records(3); len(got) != 3 {
+		t.Errorf("after DeleteGroup the member read %d records, want all 3 from the log start", len(got))
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The other group kept its offsets.
+	o := e.join(other, "w2", in)
+	if f := o.awaitAssigned(tp(in, 0), tp(in, 1)); !gocmp.Equal(committed, f.Committed) {
+		t.Errorf("committed offsets of another group after DeleteGroup (-want +got):\n%s", gocmp.Diff(committed, f.Committed))
+	}
+	if err := e.log.DeleteGroup(ctx, e.name("missing")); err != nil {
+		t.Errorf("DeleteGroup of a missing group = %v, want nil", err)
 	}
 }

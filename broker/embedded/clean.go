@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"time"
@@ -128,8 +129,26 @@ func (l *Log) expireLocked(t *topic, p int32, cutoff int64) error {
 	return nil
 }
 
+// compactKeyBytes is what a key of a compaction's map takes in memory: a
+// 24-byte slot (16-byte hash, 8-byte offset) of a Go map filled between
+// 7/16 and 7/8 (see Options.CompactBytes).
+const compactKeyBytes = 64
+
+// compactChunk is the size of the batches a compaction commits its
+// rewrites in, so that it holds no more of them in memory.
+const compactChunk = 1 << 20
+
 // compactLocked keeps only the latest record of every key in t's
-// partition p.
+// partition p, in bounded memory, as Kafka's log cleaner does: it maps
+// the keys of the records appended since the last compaction (the dirty
+// part, from cleanedEnd) to their latest offset, as many as
+// Options.CompactBytes holds, then rewrites the partition up to where the map reaches,
+// dropping every record a later one in the map supersedes. The part
+// before cleanedEnd holds one record per key already, so this leaves one
+// per key up to there, and the next compaction continues from there. Keys
+// are mapped by a 128-bit hash (Kafka uses MD5's): two keys sharing one,
+// which would drop a record of the other, are as likely as a random
+// 128-bit collision. Rewrites are committed every compactChunk bytes.
 func (l *Log) compactLocked(t *topic, p int32) error {
 	tp, pp := t.tp(p), &t.parts[p]
 	if pp.end == pp.cleanedEnd {
@@ -141,16 +160,29 @@ func (l *Log) compactLocked(t *topic, p int32) error {
 	}
 	defer it.Close()
 
-	// Pass 1: the offset of the latest record of every key.
-	latest := make(map[string]int64)
+	// Pass 1: the offset of the latest record of every key of the dirty
+	// part, batch by batch until the map is full.
+	from := max(pp.cleanedEnd, pp.start)
+	upto := pp.end // the map covers [from, upto)
+	maxKeys := max(int(l.opts.CompactBytes/compactKeyBytes), 1)
+	latest := make(map[[2]uint64]int64)
 	var recs []broker.Record
-	for valid := it.First(); valid; valid = it.Next() {
+	seek := appendRecordKey(nil, t.id, p, from+1)
+	valid := it.SeekLT(seek) // the batch holding from, if any
+	if !valid {
+		valid = it.First()
+	}
+	for ; valid; valid = it.Next() {
+		if len(latest) >= maxKeys {
+			upto = recordKeyBase(it.Key())
+			break
+		}
 		if recs, err = l.decodeAt(it, tp, recs[:0]); err != nil {
 			return err
 		}
 		for i := range recs {
-			if k := recs[i].Key; k != nil {
-				latest[string(k)] = recs[i].Offset
+			if k := recs[i].Key; k != nil && recs[i].Offset >= from {
+				latest[compactHash(k)] = recs[i].Offset
 			}
 		}
 	}
@@ -158,22 +190,27 @@ func (l *Log) compactLocked(t *topic, p int32) error {
 		return fmt.Errorf("embedded: compact %s: %w", tp, err)
 	}
 
-	// Pass 2: rewrite the batches that hold superseded records.
+	// Pass 2: rewrite the batches before upto that hold superseded records.
 	b := l.db.NewBatch()
-	defer b.Close()
+	defer func() { b.Close() }()
 	var enc batchEncoder
 	removed := 0
 	for valid := it.First(); valid; valid = it.Next() {
+		base := recordKeyBase(it.Key())
+		if base >= upto {
+			break
+		}
 		if recs, err = l.decodeAt(it, tp, recs[:0]); err != nil {
 			return err
 		}
-		base := recordKeyBase(it.Key())
 		enc.reset()
 		kept := 0
 		for i := range recs {
 			r := &recs[i]
-			if r.Key != nil && latest[string(r.Key)] != r.Offset {
-				continue
+			if r.Key != nil {
+				if off, ok := latest[compactHash(r.Key)]; ok && off > r.Offset {
+					continue
+				}
 			}
 			enc.add(uint32(r.Offset-base), r)
 			kept++
@@ -193,18 +230,37 @@ func (l *Log) compactLocked(t *topic, p int32) error {
 			return err
 		}
 		removed += len(recs) - kept
+		if b.Len() >= compactChunk {
+			// The iterator reads the partition as it was: the rewrites
+			// committed meanwhile do not disturb it.
+			if err := l.commitLocked(b); err != nil {
+				return fmt.Errorf("embedded: compact %s: %w", tp, err)
+			}
+			b.Close()
+			b = l.db.NewBatch()
+		}
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("embedded: compact %s: %w", tp, err)
 	}
-	if removed > 0 {
+	if !b.Empty() {
 		if err := l.commitLocked(b); err != nil {
 			return fmt.Errorf("embedded: compact %s: %w", tp, err)
 		}
-		l.logger.Debug("compacted", "partition", tp.String(), "removed", removed, "keys", len(latest))
 	}
-	pp.cleanedEnd = pp.end
+	if removed > 0 {
+		l.logger.Debug("compacted", "partition", tp.String(), "removed", removed, "keys", len(latest), "upto", upto)
+	}
+	pp.cleanedEnd = upto
 	return nil
+}
+
+// compactSeeds seed compactHash's two halves.
+var compactSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+// compactHash returns a 128-bit hash of a record key.
+func compactHash(k []byte) [2]uint64 {
+	return [2]uint64{maphash.Bytes(compactSeeds[0], k), maphash.Bytes(compactSeeds[1], k)}
 }
 
 // decodeAt decodes the batch it is positioned on. The records alias the

@@ -112,6 +112,10 @@ func Open(opts Options) (*Log, error) {
 			},
 		},
 	}
+	// Pebble's default, spelled out: at most two memtables queued (and
+	// one kept for reuse), which Options.MemTableBytes documents and
+	// state.MemorySplit counts on.
+	popts.MemTableStopWritesThreshold = 2
 	// Pebble's Open would wait for the compactions it starts (see
 	// pebbleguard.Gate): they start once it returned.
 	popts.Experimental.CompactionScheduler = gate
@@ -126,7 +130,7 @@ func Open(opts Options) (*Log, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, err)
+		return nil, fmt.Errorf("embedded: open %s: %w", opts.Dir, inUse(opts.Dir, opts.FS, err))
 	}
 	gate.Open()
 	l := &Log{

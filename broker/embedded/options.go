@@ -14,6 +14,7 @@ const (
 	DefaultMaxBatchBytes = 1 << 20
 	DefaultCacheBytes    = 32 << 20
 	DefaultMemTableBytes = 64 << 20
+	DefaultCompactBytes  = 16 << 20
 	// DefaultPollRecords is the number of records Poll returns at most when
 	// its max argument is not positive.
 	DefaultPollRecords = 4096
@@ -49,9 +50,21 @@ type Options struct {
 	// records exceed it. Default DefaultMaxBatchBytes (1 MiB).
 	MaxBatchBytes int
 	// CacheBytes is the size of Pebble's block cache. Default 32 MiB.
+	// Pebble reserves its memtables inside it, evicting blocks to make
+	// room: the log's Pebble holds max(CacheBytes, 3*MemTableBytes) of
+	// blocks and memtables together (outside the Go heap).
 	CacheBytes int64
 	// MemTableBytes is the size of one Pebble memtable. Default 64 MiB.
+	// Pebble holds up to three: two queued (writes stall when a third
+	// would be needed, until a flush ends) and one kept for reuse; a
+	// commit larger than half a memtable becomes one more until flushed.
 	MemTableBytes uint64
+	// CompactBytes bounds the memory of the key map a compaction of a
+	// compacted topic's partition builds (see Clean): about 64 bytes per
+	// key, so the default, DefaultCompactBytes (16 MiB), maps 262144 keys.
+	// A partition with more keys appended since its last compaction is
+	// compacted that far, and the rest at the next Clean.
+	CompactBytes int64
 	// Compress compresses the log's files with Snappy: less disk, more
 	// CPU on every read. Default false, like a Kafka producer's
 	// compression.type: on the WA1 benchmark, decompressing the log took
@@ -88,6 +101,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.MemTableBytes == 0 {
 		o.MemTableBytes = DefaultMemTableBytes
+	}
+	if o.CompactBytes <= 0 {
+		o.CompactBytes = DefaultCompactBytes
 	}
 	return o
 }

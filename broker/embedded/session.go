@@ -23,6 +23,8 @@ type group struct {
 	owner map[broker.TopicPartition]*Session
 	// committed caches the group's committed offsets, loaded on first use.
 	committed map[broker.TopicPartition]committedOffset
+	// generation counts the rebalances: see Session.Endpoints.
+	generation int64
 }
 
 type committedOffset struct {
@@ -79,6 +81,7 @@ func (g *group) rebalanceLocked(l *Log) {
 		assignor = broker.CoPartitioned
 	}
 	plan := assignor(names, partitions)
+	g.generation++
 	taken := make(map[broker.TopicPartition]bool)
 	for _, name := range names {
 		s := g.members[name]

@@ -51,6 +51,7 @@ type Session struct {
 	cl     *kgo.Client
 	topics map[string]bool // subscribed
 	ids    map[[16]byte]string
+	view   *endpointView // the group's endpoints: see endpoints.go
 
 	// mu guards what franz-go's callbacks report. They run on franz-go's
 	// group management goroutines, never concurrently with each other.
@@ -123,6 +124,7 @@ func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, err
 		owned:     map[broker.TopicPartition]bool{},
 		committed: map[broker.TopicPartition]broker.Offset{},
 		pos:       map[broker.TopicPartition]int64{},
+		view:      &endpointView{},
 	}
 	for _, topic := range cfg.Topics {
 		td, ok := tds[topic]
@@ -136,7 +138,7 @@ func (l *Log) Join(ctx context.Context, cfg broker.SessionConfig) (*Session, err
 		s.ids[td.ID] = topic
 	}
 	s.mu.committed = map[broker.TopicPartition]broker.Offset{}
-	bal := &balancer{name: cfg.Member, joined: time.Now().UnixNano(), assignor: cfg.Assignor, logger: s.logger}
+	bal := &balancer{name: cfg.Member, joined: time.Now().UnixNano(), endpoint: cfg.Endpoint, assignor: cfg.Assignor, logger: s.logger, view: s.view}
 	// Both modes consume read_committed (inputs may come from
 	// transactional producers) and fetch offsets with require_stable,
 	// which franz-go always sets: a new owner waits for a transaction
@@ -743,6 +745,7 @@ func (s *Session) Close(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	s.view.close()
 	if s.inTxn && s.failed == nil {
 		if _, err := s.gts.End(ctx, kgo.TryAbort); err != nil {
 			s.logger.Debug("aborting at close failed", "error", err)

@@ -29,10 +29,22 @@ var benchCommands = map[string]command{
 var benchListed = []string{"wa1", "chart"}
 
 func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	sc := subcommands{name: "bench", usageLine: "SUBCOMMAND [FLAGS]", footer: "Run `eddy bench SUBCOMMAND -h` for details.",
+	sc := subcommands{name: "bench", usageLine: "SUBCOMMAND [FLAGS]", footer: benchFooter,
 		commands: benchCommands, listed: benchListed}
 	return sc.run(ctx, args, stdin, stdout, stderr)
 }
+
+const benchFooter = `Each benchmark runs every system in a child process, measured from outside
+(events/s, CPU, peak RSS); --out FILE appends the results as JSON lines,
+which bench chart draws.
+
+examples:
+  eddy bench wa1 --events 1000000
+  eddy bench wa1 --backend kafka --brokers 127.0.0.1:9092 --out results.jsonl
+  eddy bench nexmark --query all --out results.jsonl
+  eddy bench chart --in results.jsonl --out chart.svg
+
+Run ` + "`eddy bench SUBCOMMAND -h`" + ` for details.`
 
 // workerCommand returns the command line of the harness's worker
 // processes: this binary, `eddy bench worker`, and what to add to their
@@ -132,12 +144,18 @@ func benchWA1(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return &usageError{"bench wa1: --backend kafka needs --brokers host:port[,...]"}
 	case cfg.Backend == "embedded" && *brokers != "":
 		return &usageError{"bench wa1: --brokers is for --backend kafka"}
-	case *events <= 0 || *keys < 2 || *partitions <= 0 || *workers <= 0:
-		return &usageError{"bench wa1: --events, --partitions and --workers must be positive, and --keys at least 2"}
+	case *events <= 0:
+		return &usageError{fmt.Sprintf("bench wa1: --events %d: must be positive", *events)}
+	case *keys < 2:
+		return &usageError{fmt.Sprintf("bench wa1: --keys %d: must be at least 2 (Zipf needs two keys)", *keys)}
+	case *partitions <= 0:
+		return &usageError{fmt.Sprintf("bench wa1: --partitions %d: must be positive", *partitions)}
+	case *workers <= 0:
+		return &usageError{fmt.Sprintf("bench wa1: --workers %d: must be positive", *workers)}
 	case *rate < 0:
-		return &usageError{"bench wa1: --rate must not be negative"}
+		return &usageError{"bench wa1: --rate must not be negative; 0 (the default) preloads the input and measures throughput"}
 	case *timeout <= 0:
-		return &usageError{"bench wa1: --timeout must be positive"}
+		return &usageError{"bench wa1: --timeout must be positive, e.g. --timeout 30m"}
 	}
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
@@ -179,7 +197,7 @@ func benchWA1(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 			cfg.Peers = append(cfg.Peers, benchmarks.GokaPeer(root, binDir))
 		default:
-			return &usageError{fmt.Sprintf("bench wa1: --peers: unknown system %q (want loop, goka or kstreams)", name)}
+			return &usageError{fmt.Sprintf("bench wa1: --peers: unknown system %q (want a comma list of loop, goka and kstreams, or none)", name)}
 		}
 	}
 	if cfg.Worker, cfg.WorkerEnv, err = workerCommand(); err != nil {
@@ -329,7 +347,8 @@ func progressLine(p benchmarks.Progress) string {
 func benchChart(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	fs := newFlagSet("bench chart", "--in FILE [--out chart.svg]",
 		"Draw the results in FILE (JSON lines of `eddy bench ... --out FILE`) as a horizontal bar chart\nof events/s, one bar per result labelled system · variant · backend, as SVG.",
-		"eddy bench chart --in results.jsonl --out chart.svg")
+		"eddy bench chart --in results.jsonl --out chart.svg",
+		`eddy bench chart --in results.jsonl --title "WA1 on Kafka, 10M events" > wa1.svg`)
 	in := fs.String("in", "", "results file: JSON lines (required)")
 	out := fs.String("out", "", "SVG file to write (default: stdout)")
 	title := fs.String("title", "eddy bench: events/s", "chart title")
@@ -341,26 +360,29 @@ func benchChart(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return &usageError{fmt.Sprintf("bench chart: unexpected argument %q", pos[0])}
 	}
 	if *in == "" {
-		return &usageError{"bench chart: missing --in FILE"}
+		return &usageError{"bench chart: missing --in FILE: the JSON lines of `eddy bench wa1 --out FILE` or `eddy bench nexmark --out FILE`"}
 	}
 	f, err := os.Open(*in)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("bench chart: --in %s: no such file: write one with `eddy bench wa1 --out %s` (or bench nexmark)", *in, shellQuote(*in))
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("bench chart: %w", err)
 	}
 	defer f.Close()
 	results, err := benchmarks.ReadResults(f)
 	if err != nil {
-		return fmt.Errorf("bench chart: %s: %w", *in, err)
+		return fmt.Errorf("bench chart: %s: %w: --in takes the JSON lines that `eddy bench ... --out FILE` appends", *in, err)
 	}
 	if len(results) == 0 {
-		return fmt.Errorf("bench chart: %s holds no results", *in)
+		return fmt.Errorf("bench chart: %s holds no results: run a benchmark with --out %s first", *in, shellQuote(*in))
 	}
 	if *out == "" {
 		return benchmarks.WriteChart(stdout, *title, results)
 	}
 	o, err := os.Create(*out)
 	if err != nil {
-		return err
+		return fmt.Errorf("bench chart: --out: %w", err)
 	}
 	defer func() { err = errors.Join(err, o.Close()) }()
 	return benchmarks.WriteChart(o, *title, results)

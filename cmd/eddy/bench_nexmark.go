@@ -49,19 +49,24 @@ func benchNexmark(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	if len(pos) > 0 {
 		return &usageError{fmt.Sprintf("bench nexmark: unexpected argument %q", pos[0])}
 	}
-	if *events <= 0 || *partitions <= 0 || *workers <= 0 {
-		return &usageError{"bench nexmark: --events, --partitions and --workers must be positive"}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"events", *events}, {"partitions", *partitions}, {"workers", *workers}} {
+		if f.v <= 0 {
+			return &usageError{fmt.Sprintf("bench nexmark: --%s %d: must be positive", f.name, f.v)}
+		}
 	}
 	var names []string
 	switch *queries {
 	case "":
-		return &usageError{"bench nexmark: missing --query (one of " + strings.Join(nexmark.Queries(), ", ") + ", or all)"}
+		return &usageError{"bench nexmark: missing --query: a comma list of " + strings.Join(nexmark.Queries(), ", ") + ", or all; e.g. --query q0,q5"}
 	case "all":
 		names = nexmark.Queries()
 	default:
 		for _, q := range strings.Split(*queries, ",") {
 			if !slices.Contains(nexmark.Queries(), q) {
-				return &usageError{fmt.Sprintf("bench nexmark: unknown query %q (have %s)", q, strings.Join(nexmark.Queries(), ", "))}
+				return &usageError{fmt.Sprintf("bench nexmark: --query: unknown query %q (have %s, or all)", q, strings.Join(nexmark.Queries(), ", "))}
 			}
 			names = append(names, q)
 		}

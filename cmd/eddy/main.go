@@ -24,8 +24,11 @@ type command struct {
 
 // commands are eddy's subcommands, by name.
 var commands = map[string]command{
-	"bench":  {summary: "benchmark eddy against its peers (WA1, Nexmark) and chart the results", run: runBench},
-	"topics": {summary: "create, list, produce to and tail topics of an embedded log", run: runTopics},
+	"bench":    {summary: "benchmark eddy against its peers (WA1, Nexmark) and chart the results", run: runBench},
+	"describe": {summary: "print a topology (an example's, a program's or a running instance's) as text or Mermaid", run: runDescribe},
+	"topics":   {summary: "create, list, produce to and tail topics of an embedded log", run: runTopics},
+	"stores":   {summary: "list and read the stores of a stopped instance's state", run: runStores},
+	"reset":    {summary: "reset an application to re-process its input from the start", run: runReset},
 }
 
 func main() {
@@ -45,9 +48,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				return c.run(ctx, []string{"-h"}, stdin, stdout, stderr)
+			// eddy help COMMAND [SUBCOMMAND]: the same as eddy COMMAND [SUBCOMMAND] -h.
+			c, ok := commands[args[1]]
+			if !ok {
+				usage(stderr)
+				return &usageError{fmt.Sprintf("help: unknown command %q: the commands are listed above", args[1])}
 			}
+			return c.run(ctx, append(slices.Clone(args[2:]), "-h"), stdin, stdout, stderr)
 		}
 		usage(stdout)
 		return nil
@@ -55,7 +62,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	c, ok := commands[name]
 	if !ok {
 		usage(stderr)
-		return &usageError{fmt.Sprintf("unknown command %q", name)}
+		return &usageError{fmt.Sprintf("unknown command %q: the commands are listed above", name)}
 	}
 	return c.run(ctx, args[1:], stdin, stdout, stderr)
 }
@@ -74,7 +81,17 @@ func usage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\n", name, commands[name].summary)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nRun `eddy COMMAND -h` for a command's usage.\n")
+	fmt.Fprintf(w, "\nexamples:\n")
+	for _, e := range []string{
+		"eddy topics create --dir ./data/log --partitions 4 views",
+		"eddy topics tail --dir ./data/log --from-beginning views",
+		"eddy describe --format mermaid wordcount",
+		"eddy bench wa1 --events 1000000",
+		"eddy help topics tail",
+	} {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
+	fmt.Fprintf(w, "\nRun `eddy help COMMAND` or `eddy COMMAND -h` for a command's usage, flags and examples.\n")
 }
 
 // usageError is a command line that cannot be run as written; eddy exits

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -208,6 +211,14 @@ func TestErrors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
 	mustEddy(t, "", "topics", "create", "--dir", dir, "--partitions", "2", "views")
 	missing := filepath.Join(t.TempDir(), "nothing-here")
+	// A pipeline's StateDir: the log is in its subdirectory log.
+	stateDir := t.TempDir()
+	mustEddy(t, "", "topics", "create", "--dir", filepath.Join(stateDir, "log"), "--partitions", "1", "views")
+	empty, other := t.TempDir(), t.TempDir()
+	file := filepath.Join(other, "notes.txt")
+	if err := os.WriteFile(file, []byte("not a log"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		args   []string
@@ -215,18 +226,38 @@ func TestErrors(t *testing.T) {
 		stderr string
 	}{
 		{"no command", nil, 2, "eddy: missing command"},
-		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate": the commands are listed above`},
+		{"help unknown command", []string{"help", "frobnicate"}, 2, `help: unknown command "frobnicate"`},
 		{"unknown subcommand", []string{"topics", "drop"}, 2, `topics: unknown subcommand "drop"`},
 		{"missing dir", []string{"topics", "list"}, 2, "missing --dir"},
 		{"bad flag", []string{"topics", "list", "--dri", dir}, 2, "flag provided but not defined: -dri"},
-		{"no log", []string{"topics", "list", "--dir", missing}, 1, "no embedded log in " + missing},
+		{"no log", []string{"topics", "list", "--dir", missing}, 1, "no embedded log in " + missing +
+			": the directory does not exist: check --dir, or create the log with its first topic: eddy topics create --dir " + missing + " --partitions N TOPIC"},
+		{"empty dir", []string{"topics", "tail", "--dir", empty, "views"}, 1, "no embedded log in " + empty + ": the directory is empty"},
+		{"state dir", []string{"topics", "list", "--dir", stateDir}, 1,
+			stateDir + " is not an embedded log, but " + filepath.Join(stateDir, "log") + " is (" + stateDir +
+				" looks like a pipeline's StateDir): use --dir " + filepath.Join(stateDir, "log")},
+		{"create in state dir", []string{"topics", "create", "--dir", stateDir, "--partitions", "1", "views"}, 1, "use --dir " + filepath.Join(stateDir, "log")},
+		{"other files", []string{"topics", "create", "--dir", other, "--partitions", "1", "views"}, 1,
+			other + " is not an embedded log (it holds other files): check --dir; a new log needs a new or empty directory"},
+		{"dir is a file", []string{"topics", "list", "--dir", file}, 1, "--dir " + file + " is a file"},
 		{"unknown topic", []string{"topics", "tail", "--dir", dir, "clicks"}, 1,
-			"topic clicks does not exist in " + dir + ": create it with `eddy topics create --dir " + dir + " --partitions N clicks`"},
+			`topic "clicks" does not exist in ` + dir + " (its topics: views): check the name, or create it with `eddy topics create --dir " + dir + " --partitions N clicks`"},
+		{"empty name", []string{"topics", "create", "--dir", dir, "--partitions", "1", ""}, 2, "topics create: the topic NAME is empty"},
+		{"too many partitions", []string{"topics", "create", "--dir", dir, "--partitions", "70000", "big"}, 2, "--partitions 70000: at most 65536"},
 		{"mismatch", []string{"topics", "create", "--dir", dir, "--partitions", "3", "views"}, 1,
 			"create topic views with 3 partitions: it exists with 2"},
 		{"no partitions", []string{"topics", "create", "--dir", dir, "views"}, 2, "--partitions must be at least 1"},
 		{"two names", []string{"topics", "create", "--dir", dir, "--partitions", "1", "a", "b"}, 2, "want exactly one topic NAME"},
-		{"bad partition", []string{"topics", "produce", "--dir", dir, "--partition", "2", "views"}, 2, "topic views has partitions 0 to 1"},
+		{"bad partition", []string{"topics", "produce", "--dir", dir, "--partition", "2", "views"}, 2,
+			"topics produce: --partition 2: topic views has partitions 0 to 1; leave --partition out to pick one by key"},
+		{"bad tail partition", []string{"topics", "tail", "--dir", dir, "--partition", "-2", "views"}, 2,
+			"topics tail: --partition -2: topic views has partitions 0 to 1; leave --partition out for all"},
+		{"chart without file", []string{"bench", "chart", "--in", missing}, 1,
+			"bench chart: --in " + missing + ": no such file: write one with `eddy bench wa1 --out " + missing + "`"},
+		{"chart of an empty file", []string{"bench", "chart", "--in", file}, 1, "bench chart: " + file + ": "},
+		{"bad keys", []string{"bench", "wa1", "--keys", "1"}, 2, "bench wa1: --keys 1: must be at least 2"},
+		{"bad workers", []string{"bench", "nexmark", "--query", "q0", "--workers", "0"}, 2, "bench nexmark: --workers 0: must be positive"},
 		{"bad format", []string{"topics", "tail", "--dir", dir, "--format", "xml", "views"}, 2, `--format "xml": want text or json`},
 	}
 	for _, tt := range tests {
@@ -239,6 +270,151 @@ func TestErrors(t *testing.T) {
 				t.Errorf("stderr = %q, want it to contain %q", stderr, tt.stderr)
 			}
 		})
+	}
+	// The refused directories were left as they were: no log was made in
+	// them.
+	for d, want := range map[string][]string{stateDir: {"log"}, other: {"notes.txt"}, empty: nil} {
+		var got []string
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			got = append(got, e.Name())
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("files in %s (-want +got):\n%s", d, diff)
+		}
+	}
+}
+
+// TestShellQuote checks the quoting of the directories and topics that
+// suggested commands hold.
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"./data/log":   "./data/log",
+		"/tmp/a-b_c.1": "/tmp/a-b_c.1",
+		"my dir":       "'my dir'",
+		"it's":         `'it'\''s'`,
+		"":             "''",
+		"$HOME":        "'$HOME'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestHelpEverywhere walks every command of the commands table and every
+// subcommand its usage lists (so commands added later are walked too) and
+// checks that -h, --help and eddy help print the usage with a description
+// and examples and exit 0.
+func TestHelpEverywhere(t *testing.T) {
+	var paths [][]string
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
+		paths = append(paths, []string{name})
+	}
+	var walked []string
+	for i := 0; i < len(paths); i++ { // paths grows by the subcommands found
+		path := paths[i]
+		walked = append(walked, strings.Join(path, " "))
+		var help string
+		for _, args := range [][]string{
+			slices.Concat(path, []string{"-h"}),
+			slices.Concat(path, []string{"--help"}),
+			slices.Concat([]string{"help"}, path),
+		} {
+			stdout, stderr, code := eddy(t, "", args...)
+			out := stdout + stderr
+			if code != 0 {
+				t.Errorf("eddy %s: exit %d, want 0\n%s", strings.Join(args, " "), code, out)
+			}
+			if help != "" && out != help {
+				t.Errorf("eddy %s printed another help than eddy %s -h:\n%s", strings.Join(args, " "), strings.Join(path, " "), out)
+			}
+			help = out
+		}
+		checkHelp(t, "eddy "+strings.Join(path, " "), help)
+		if len(path) == 1 {
+			for _, sub := range listedSubcommands(help) {
+				paths = append(paths, []string{path[0], sub})
+			}
+		}
+	}
+	for _, want := range []string{"describe", "topics create", "topics list", "topics produce", "topics tail", "bench wa1", "bench nexmark", "bench chart"} {
+		if !slices.Contains(walked, want) {
+			t.Errorf("the walk missed %q; it walked %q", want, walked)
+		}
+	}
+
+	// eddy's own usage lists every command, with examples.
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		out := mustEddy(t, "", args...)
+		checkHelp(t, "eddy", out)
+		for name := range commands {
+			if !strings.Contains(out, "\n  "+name+" ") {
+				t.Errorf("eddy %s does not list %s:\n%s", args[0], name, out)
+			}
+		}
+	}
+}
+
+// checkHelp checks that help, the -h output of the command line cmd, has
+// its usage line, a description (a line of prose) and examples.
+func checkHelp(t *testing.T, cmd, help string) {
+	t.Helper()
+	if !strings.Contains(help, "usage: "+cmd+" ") {
+		t.Errorf("%s -h has no usage line %q:\n%s", cmd, "usage: "+cmd, help)
+	}
+	header, examples, prose := false, 0, 0
+	for _, line := range strings.Split(help, "\n") {
+		switch {
+		case line == "examples:":
+			header = true
+		case header && strings.HasPrefix(line, "  ") && strings.Contains(line, "eddy "):
+			examples++
+		case header:
+			header = false // the examples end at the first other line
+		case line != "" && !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") && !strings.HasSuffix(line, ":") && !strings.HasPrefix(line, "usage: "):
+			prose++
+		}
+	}
+	if prose == 0 {
+		t.Errorf("%s -h has no description:\n%s", cmd, help)
+	}
+	if examples == 0 {
+		t.Errorf("%s -h has no examples (a line \"examples:\" then \"  ... eddy ...\"):\n%s", cmd, help)
+	}
+}
+
+// listedSubcommands returns the subcommands the usage of a command lists
+// under "subcommands:".
+func listedSubcommands(help string) []string {
+	_, list, ok := strings.Cut(help, "\nsubcommands:\n")
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.TrimSpace(line) == "" {
+			break
+		}
+		names = append(names, strings.Fields(line)[0])
+	}
+	return names
+}
+
+// TestDocListsCommands keeps doc.go true: its list of commands has every
+// command of the commands table.
+func TestDocListsCommands(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range commands {
+		if !strings.Contains(string(doc), "\n//\t"+name+" ") {
+			t.Errorf("doc.go does not list the command %s (%s)", name, c.summary)
+		}
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,23 +34,34 @@ var topicsCommands = map[string]command{
 	"tail":    {summary: "print the records of a topic", run: topicsTail},
 }
 
+const topicsFooter = `DIR is the directory of an embedded log: the log of a pipeline that runs on
+the embedded log is in its engine's StateDir/log. The embedded log is used by
+one process at a time: stop the pipeline before using these commands on it.
+
+examples:
+  eddy topics create --dir ./data/log --partitions 4 views
+  printf 'alice\t/home\n' | eddy topics produce --dir ./data/log views
+  eddy topics list --dir ./data/log
+  eddy topics tail --dir ./data/log --from-beginning views
+
+Run ` + "`eddy topics SUBCOMMAND -h`" + ` for details.`
+
 func runTopics(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	sc := subcommands{name: "topics", usageLine: "SUBCOMMAND --dir DIR [FLAGS] [ARGS]",
-		footer:   "DIR is the directory of an embedded log. Run `eddy topics SUBCOMMAND -h` for details.",
-		commands: topicsCommands, listed: []string{"list", "create", "produce", "tail"}}
+		footer: topicsFooter, commands: topicsCommands, listed: []string{"list", "create", "produce", "tail"}}
 	return sc.run(ctx, args, stdin, stdout, stderr)
 }
 
 // openLog opens the embedded log in dir. Unless create is set, the log must
-// exist already: a typo in --dir should not create an empty log.
+// exist already: a typo in --dir should not create an empty log. Either
+// way dir must be a log or new: opening would make any other directory
+// (a pipeline's StateDir, say) a log too.
 func openLog(dir string, create bool) (*embedded.Log, error) {
 	if dir == "" {
 		return nil, &usageError{"missing --dir: the directory of the embedded log, e.g. --dir ./data/log"}
 	}
-	if !create {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no embedded log in %s: check --dir, or create a topic there with `eddy topics create --dir %s`", dir, dir)
-		}
+	if err := checkLogDir(dir, create); err != nil {
+		return nil, err
 	}
 	l, err := embedded.Open(embedded.Options{Dir: dir, CleanInterval: -1})
 	if err != nil {
@@ -60,15 +73,78 @@ func openLog(dir string, create bool) (*embedded.Log, error) {
 	return l, nil
 }
 
+// checkLogDir returns an error saying how to fix --dir unless dir is an
+// embedded log, or (with create) does not exist or is empty.
+func checkLogDir(dir string, create bool) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no embedded log in %s: the directory does not exist: check --dir, or create the log with its first topic: eddy topics create --dir %s --partitions N TOPIC", dir, shellQuote(dir))
+	case err != nil:
+		return fmt.Errorf("--dir %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("--dir %s is a file: --dir is the directory of the embedded log", dir)
+	case isLogDir(dir):
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("--dir %s: %w", dir, err)
+	}
+	if len(entries) == 0 && create {
+		return nil
+	}
+	if sub := filepath.Join(dir, "log"); isLogDir(sub) {
+		return fmt.Errorf("%s is not an embedded log, but %s is (%s looks like a pipeline's StateDir): use --dir %s", dir, sub, dir, shellQuote(sub))
+	}
+	if len(entries) == 0 {
+		return fmt.Errorf("no embedded log in %s: the directory is empty: check --dir, or create the log with its first topic: eddy topics create --dir %s --partitions N TOPIC", dir, shellQuote(dir))
+	}
+	return fmt.Errorf("%s is not an embedded log (it holds other files): check --dir; a new log needs a new or empty directory", dir)
+}
+
+// isLogDir reports whether dir holds a Pebble database, as an embedded
+// log does.
+func isLogDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "MANIFEST-") || strings.HasPrefix(e.Name(), "marker.manifest.") {
+			return true
+		}
+	}
+	return false
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it, so that the
+// commands errors suggest can be pasted as they are.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // describeTopic returns the config of topic in l.
 func describeTopic(ctx context.Context, l *embedded.Log, dir, topic string) (broker.TopicConfig, error) {
-	topics, err := l.DescribeTopics(ctx, topic)
+	topics, err := l.DescribeTopics(ctx)
 	if err != nil {
 		return broker.TopicConfig{}, err
 	}
 	cfg, ok := topics[topic]
 	if !ok {
-		return cfg, fmt.Errorf("topic %s does not exist in %s: create it with `eddy topics create --dir %s --partitions N %s`", topic, dir, dir, topic)
+		have := "it has no topics"
+		if len(topics) > 0 {
+			have = "its topics: " + strings.Join(slices.Sorted(maps.Keys(topics)), ", ")
+		}
+		return cfg, fmt.Errorf("topic %q does not exist in %s (%s): check the name, or create it with `eddy topics create --dir %s --partitions N %s`",
+			topic, dir, have, shellQuote(dir), shellQuote(topic))
 	}
 	return cfg, nil
 }
@@ -95,18 +171,12 @@ func topicsList(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return err
 	}
 	if len(topics) == 0 {
-		fmt.Fprintf(stdout, "no topics in %s\n", *dir)
+		fmt.Fprintf(stdout, "no topics in %s: create one with `eddy topics create --dir %s --partitions N TOPIC`\n", *dir, shellQuote(*dir))
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "TOPIC\tPARTITIONS\tCOMPACTED\tRETENTION\tPARTITION\tSTART\tEND\n")
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range topics {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(topics)) {
 		cfg := topics[name]
 		retention := "forever"
 		if cfg.Retention > 0 {
@@ -143,11 +213,15 @@ func topicsCreate(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	}
 	switch {
 	case len(pos) != 1:
-		return &usageError{"topics create: want exactly one topic NAME, e.g. `eddy topics create --dir ./data/log --partitions 4 views`"}
+		return &usageError{fmt.Sprintf("topics create: want exactly one topic NAME, got %d, e.g. `eddy topics create --dir ./data/log --partitions 4 views`", len(pos))}
+	case pos[0] == "":
+		return &usageError{"topics create: the topic NAME is empty"}
 	case *partitions <= 0:
-		return &usageError{"topics create: --partitions must be at least 1"}
+		return &usageError{"topics create: --partitions must be at least 1, e.g. --partitions 4: the partition count of a topic cannot change later"}
+	case *partitions > embedded.MaxPartitions:
+		return &usageError{fmt.Sprintf("topics create: --partitions %d: at most %d", *partitions, embedded.MaxPartitions)}
 	case *retention < 0:
-		return &usageError{"topics create: --retention must not be negative"}
+		return &usageError{"topics create: --retention must not be negative; 0 keeps records forever"}
 	}
 	l, err := openLog(*dir, true)
 	if err != nil {
@@ -186,7 +260,7 @@ is set. Lines are appended in atomic batches of 1000.`,
 		return err
 	}
 	if len(pos) != 1 {
-		return &usageError{"topics produce: want exactly one TOPIC, e.g. `eddy topics produce --dir ./data/log views < lines.txt`"}
+		return &usageError{fmt.Sprintf("topics produce: want exactly one TOPIC, got %d, e.g. `eddy topics produce --dir ./data/log views < lines.txt`", len(pos))}
 	}
 	topic := pos[0]
 	l, err := openLog(*dir, false)
@@ -199,7 +273,7 @@ is set. Lines are appended in atomic batches of 1000.`,
 		return err
 	}
 	if *partition < -1 || *partition >= int(cfg.Partitions) {
-		return &usageError{fmt.Sprintf("topics produce: --partition %d: topic %s has partitions 0 to %d", *partition, topic, cfg.Partitions-1)}
+		return &usageError{fmt.Sprintf("topics produce: --partition %d: topic %s has partitions 0 to %d; leave --partition out to pick one by key", *partition, topic, cfg.Partitions-1)}
 	}
 
 	sc := bufio.NewScanner(stdin)
@@ -267,7 +341,7 @@ with key_base64/value_base64 for bytes that are not UTF-8.`,
 		return err
 	}
 	if len(pos) != 1 {
-		return &usageError{"topics tail: want exactly one TOPIC, e.g. `eddy topics tail --dir ./data/log views`"}
+		return &usageError{fmt.Sprintf("topics tail: want exactly one TOPIC, got %d, e.g. `eddy topics tail --dir ./data/log views`", len(pos))}
 	}
 	var printRecord func(w *bufio.Writer, r broker.Record) error
 	switch *format {
@@ -279,7 +353,7 @@ with key_base64/value_base64 for bytes that are not UTF-8.`,
 		return &usageError{fmt.Sprintf("topics tail: --format %q: want text or json", *format)}
 	}
 	if *lastN < 0 {
-		return &usageError{"topics tail: -n must not be negative"}
+		return &usageError{"topics tail: -n must not be negative; use --from-beginning for every record"}
 	}
 	topic := pos[0]
 	l, err := openLog(*dir, false)
@@ -300,7 +374,7 @@ with key_base64/value_base64 for bytes that are not UTF-8.`,
 	case *partition >= 0 && *partition < int(cfg.Partitions):
 		tps = append(tps, broker.TopicPartition{Topic: topic, Partition: int32(*partition)})
 	default:
-		return &usageError{fmt.Sprintf("topics tail: --partition %d: topic %s has partitions 0 to %d", *partition, topic, cfg.Partitions-1)}
+		return &usageError{fmt.Sprintf("topics tail: --partition %d: topic %s has partitions 0 to %d; leave --partition out for all", *partition, topic, cfg.Partitions-1)}
 	}
 
 	// next is the next offset to print of every partition.

@@ -63,6 +63,13 @@ func Topology() *topology.Builder { return topologyFor("") }
 // topologyFor suffixes the application and its topics: on Kafka, where
 // topics outlive the example, every run uses fresh ones.
 func topologyFor(suffix string) *topology.Builder {
+	b, _ := build(suffix)
+	return b
+}
+
+// build builds the topology of topologyFor and returns its customers
+// table too, for the tests' store queries.
+func build(suffix string) (*topology.Builder, topology.Table[string, Customer]) {
 	b := topology.New("enrichment" + suffix)
 	customers := topology.TableFrom(b, "customers"+suffix, serde.String(), serde.JSON[Customer]())
 	orders := topology.StreamFrom(b, "orders"+suffix, serde.String(), serde.JSON[Order]())
@@ -73,7 +80,7 @@ func topologyFor(suffix string) *topology.Builder {
 		return Enriched{Order: o, Customer: &c}
 	}, topology.Named("orders-customers"))
 	enriched.WithValueSerde(serde.JSON[Enriched]()).To("orders-enriched" + suffix)
-	return b
+	return b, customers
 }
 
 // Start is the event time of the first generated record.
@@ -267,13 +274,39 @@ func Summarize(results []Result) map[string]int {
 	return n
 }
 
+// describeTopology prints the topology as the -describe flag asks, as
+// text or as a Mermaid flowchart, and returns the exit status. Every
+// example has the flag: it is how `eddy describe enrichment` gets the topology
+// (see `eddy describe -h`).
+func describeTopology(stdout, stderr io.Writer, format string) int {
+	if format != "text" && format != "mermaid" {
+		fmt.Fprintf(stderr, "enrichment: -describe %q: want text or mermaid\n", format)
+		return 2
+	}
+	t, err := Topology().Build()
+	if err != nil {
+		fmt.Fprintln(stderr, "enrichment:", err)
+		return 1
+	}
+	if format == "mermaid" {
+		fmt.Fprint(stdout, t.Describe().Mermaid())
+	} else {
+		fmt.Fprint(stdout, t.Describe().String())
+	}
+	return 0
+}
+
 func main() {
 	cfg := Config{}
 	flag.StringVar(&cfg.Dir, "dir", "", "state dir (default: a temporary dir, removed at exit)")
 	flag.IntVar(&cfg.Events, "events", 30, "orders to generate")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "generator seed")
 	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
+	describe := flag.String("describe", "", "print the topology as `text` or mermaid and exit, without running it (for eddy describe)")
 	flag.Parse()
+	if *describe != "" {
+		os.Exit(describeTopology(os.Stdout, os.Stderr, *describe))
+	}
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
 	}

@@ -45,6 +45,13 @@ func Topology() *topology.Builder { return topologyFor("") }
 // topologyFor suffixes the application and its topics: on Kafka, where
 // topics outlive the example, every run uses fresh ones.
 func topologyFor(suffix string) *topology.Builder {
+	b, _ := build(suffix)
+	return b
+}
+
+// build builds the topology of topologyFor and returns its windowed
+// counts table too, for the tests' store queries.
+func build(suffix string) (*topology.Builder, topology.Table[window.Windowed[string], int64]) {
 	b := topology.New("pageviews" + suffix)
 	views := topology.StreamFrom(b, "views"+suffix, serde.String(), serde.JSON[PageView]())
 	byRegion := topology.GroupBy(
@@ -54,7 +61,7 @@ func topologyFor(suffix string) *topology.Builder {
 		byRegion.WindowedBy(window.Tumbling(time.Minute).Grace(10*time.Second)).EmitOnWindowClose(),
 		topology.Named("views-per-region"), topology.Partitions(4))
 	counts.ToStream().To("views-per-region" + suffix)
-	return b
+	return b, counts
 }
 
 // Regions the generator draws from; "" is a view with no known region.
@@ -187,13 +194,39 @@ func Print(w io.Writer, results []Result) {
 	}
 }
 
+// describeTopology prints the topology as the -describe flag asks, as
+// text or as a Mermaid flowchart, and returns the exit status. Every
+// example has the flag: it is how `eddy describe pageviews` gets the topology
+// (see `eddy describe -h`).
+func describeTopology(stdout, stderr io.Writer, format string) int {
+	if format != "text" && format != "mermaid" {
+		fmt.Fprintf(stderr, "pageviews: -describe %q: want text or mermaid\n", format)
+		return 2
+	}
+	t, err := Topology().Build()
+	if err != nil {
+		fmt.Fprintln(stderr, "pageviews:", err)
+		return 1
+	}
+	if format == "mermaid" {
+		fmt.Fprint(stdout, t.Describe().Mermaid())
+	} else {
+		fmt.Fprint(stdout, t.Describe().String())
+	}
+	return 0
+}
+
 func main() {
 	cfg := Config{}
 	flag.StringVar(&cfg.Dir, "dir", "", "state dir (default: a temporary dir, removed at exit)")
 	flag.IntVar(&cfg.Events, "events", 20000, "page views to generate")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "generator seed")
 	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
+	describe := flag.String("describe", "", "print the topology as `text` or mermaid and exit, without running it (for eddy describe)")
 	flag.Parse()
+	if *describe != "" {
+		os.Exit(describeTopology(os.Stdout, os.Stderr, *describe))
+	}
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
 	}

@@ -266,13 +266,39 @@ func Summarize(results []Result) (paid, unpaid int) {
 	return paid, unpaid
 }
 
+// describeTopology prints the topology as the -describe flag asks, as
+// text or as a Mermaid flowchart, and returns the exit status. Every
+// example has the flag: it is how `eddy describe payments` gets the topology
+// (see `eddy describe -h`).
+func describeTopology(stdout, stderr io.Writer, format string) int {
+	if format != "text" && format != "mermaid" {
+		fmt.Fprintf(stderr, "payments: -describe %q: want text or mermaid\n", format)
+		return 2
+	}
+	t, err := Topology().Build()
+	if err != nil {
+		fmt.Fprintln(stderr, "payments:", err)
+		return 1
+	}
+	if format == "mermaid" {
+		fmt.Fprint(stdout, t.Describe().Mermaid())
+	} else {
+		fmt.Fprint(stdout, t.Describe().String())
+	}
+	return 0
+}
+
 func main() {
 	cfg := Config{}
 	flag.StringVar(&cfg.Dir, "dir", "", "state dir (default: a temporary dir, removed at exit)")
 	flag.IntVar(&cfg.Events, "events", 30, "orders to generate")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "generator seed")
 	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
+	describe := flag.String("describe", "", "print the topology as `text` or mermaid and exit, without running it (for eddy describe)")
 	flag.Parse()
+	if *describe != "" {
+		os.Exit(describeTopology(os.Stdout, os.Stderr, *describe))
+	}
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
 	}

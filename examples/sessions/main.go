@@ -68,6 +68,13 @@ func Topology() *topology.Builder { return topologyFor("") }
 // topologyFor suffixes the application and its topics: on Kafka, where
 // topics outlive the example, every run uses fresh ones.
 func topologyFor(suffix string) *topology.Builder {
+	b, _ := build(suffix)
+	return b
+}
+
+// build builds the topology of topologyFor and returns its sessions
+// table too, for the tests' store queries.
+func build(suffix string) (*topology.Builder, topology.Table[window.Windowed[string], Visit]) {
 	b := topology.New("sessions" + suffix)
 	clicks := topology.StreamFrom(b, "clicks"+suffix, serde.String(), serde.JSON[Click]())
 	sessions := topology.AggregateSessions(
@@ -84,7 +91,7 @@ func topologyFor(suffix string) *topology.Builder {
 	// them): emitted on close, sessions are never retracted, so there
 	// are none.
 	sessions.To("sessions" + suffix)
-	return b
+	return b, sessions
 }
 
 // union returns the sorted distinct strings of a and b, in a new slice:
@@ -264,13 +271,39 @@ func Print(w io.Writer, results []Result) {
 	}
 }
 
+// describeTopology prints the topology as the -describe flag asks, as
+// text or as a Mermaid flowchart, and returns the exit status. Every
+// example has the flag: it is how `eddy describe sessions` gets the topology
+// (see `eddy describe -h`).
+func describeTopology(stdout, stderr io.Writer, format string) int {
+	if format != "text" && format != "mermaid" {
+		fmt.Fprintf(stderr, "sessions: -describe %q: want text or mermaid\n", format)
+		return 2
+	}
+	t, err := Topology().Build()
+	if err != nil {
+		fmt.Fprintln(stderr, "sessions:", err)
+		return 1
+	}
+	if format == "mermaid" {
+		fmt.Fprint(stdout, t.Describe().Mermaid())
+	} else {
+		fmt.Fprint(stdout, t.Describe().String())
+	}
+	return 0
+}
+
 func main() {
 	cfg := Config{}
 	flag.StringVar(&cfg.Dir, "dir", "", "state dir (default: a temporary dir, removed at exit)")
 	flag.IntVar(&cfg.Events, "events", 60, "clicks to generate")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "generator seed")
 	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
+	describe := flag.String("describe", "", "print the topology as `text` or mermaid and exit, without running it (for eddy describe)")
 	flag.Parse()
+	if *describe != "" {
+		os.Exit(describeTopology(os.Stdout, os.Stderr, *describe))
+	}
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
 	}

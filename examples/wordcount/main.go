@@ -31,6 +31,13 @@ func Topology() *topology.Builder { return topologyFor("") }
 // topologyFor suffixes the application and its topics: on Kafka, where
 // topics outlive the example, every run uses fresh ones.
 func topologyFor(suffix string) *topology.Builder {
+	b, _ := build(suffix)
+	return b
+}
+
+// build builds the topology of topologyFor and returns its word counts
+// table too, for the tests' store queries.
+func build(suffix string) (*topology.Builder, topology.Table[string, int64]) {
 	b := topology.New("wordcount" + suffix)
 	lines := topology.StreamFrom(b, "lines"+suffix, serde.String(), serde.String())
 	words := topology.FlatMapValues(lines, func(_ string, line string) []string {
@@ -38,10 +45,10 @@ func topologyFor(suffix string) *topology.Builder {
 			return !('a' <= r && r <= 'z' || r == '\'')
 		})
 	}).WithValueSerde(serde.String()) // the words are repartitioned: say how to write them
-	topology.GroupBy(words, func(_ string, w string) string { return w }, serde.String()).
-		Count(topology.Named("word-counts")).
-		To("word-counts" + suffix)
-	return b
+	counts := topology.GroupBy(words, func(_ string, w string) string { return w }, serde.String()).
+		Count(topology.Named("word-counts"))
+	counts.To("word-counts" + suffix)
+	return b, counts
 }
 
 // Lines is the default input.
@@ -133,10 +140,36 @@ func Print(w io.Writer, counts map[string]int64) {
 	}
 }
 
+// describeTopology prints the topology as the -describe flag asks, as
+// text or as a Mermaid flowchart, and returns the exit status. Every
+// example has the flag: it is how `eddy describe wordcount` gets the topology
+// (see `eddy describe -h`).
+func describeTopology(stdout, stderr io.Writer, format string) int {
+	if format != "text" && format != "mermaid" {
+		fmt.Fprintf(stderr, "wordcount: -describe %q: want text or mermaid\n", format)
+		return 2
+	}
+	t, err := Topology().Build()
+	if err != nil {
+		fmt.Fprintln(stderr, "wordcount:", err)
+		return 1
+	}
+	if format == "mermaid" {
+		fmt.Fprint(stdout, t.Describe().Mermaid())
+	} else {
+		fmt.Fprint(stdout, t.Describe().String())
+	}
+	return 0
+}
+
 func main() {
 	dir := flag.String("dir", "", "state dir (default: a temporary dir, removed at exit)")
 	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
+	describe := flag.String("describe", "", "print the topology as `text` or mermaid and exit, without running it (for eddy describe)")
 	flag.Parse()
+	if *describe != "" {
+		os.Exit(describeTopology(os.Stdout, os.Stderr, *describe))
+	}
 	var bs []string
 	if *brokers != "" {
 		bs = strings.Split(*brokers, ",")

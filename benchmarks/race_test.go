@@ -1,0 +1,6 @@
+//go:build race
+
+package benchmarks
+
+// raceEnabled: the race detector is on (its shadow memory inflates RSS).
+const raceEnabled = true
