@@ -150,7 +150,9 @@ func faultRun(t *testing.T, c faultCase, seed uint64) {
 		// A run without faults counts the operations the faults could hit.
 		calib := &faultInjector{c: c, armAt: -1}
 		faultPipeline(t, c, opts, vfs.NewCrashableMem(), calib, inputSeed, pad, false)
-		if n = calib.seen.Load() * 6 / 10; n == 0 {
+		// The count varies with timing (commits, checkpoints): arm
+		// within the first 40%, which every run reaches.
+		if n = calib.seen.Load() * 4 / 10; n == 0 {
 			t.Fatalf("seed %d: the run does no operation the faults could hit", seed)
 		}
 	}
