@@ -29,11 +29,10 @@ type Record[K, V any] struct {
 
 // InputTopic pipes typed records into a topic.
 type InputTopic[K, V any] struct {
-	d      *Driver
-	topic  string
-	ks     serde.Serde[K]
-	vs     serde.Serde[V]
-	keyNil bool
+	d     *Driver
+	topic string
+	ks    serde.Serde[K]
+	vs    serde.Serde[V]
 }
 
 // Input returns the input topic named topic, written with ks and vs. It is
