@@ -119,15 +119,13 @@ func (e *Engine) httpHandler() http.Handler {
 		probe(w, e.obs.readiness())
 	})
 	mux.HandleFunc("GET /topology", func(w http.ResponseWriter, r *http.Request) {
-		d := e.topo.Describe()
-		var text string
-		switch f := r.URL.Query().Get("format"); f {
-		case "", "text":
-			text = d.String()
-		case "mermaid":
-			text = d.Mermaid()
-		default:
-			http.Error(w, fmt.Sprintf("unknown format %q: want text or mermaid", f), http.StatusBadRequest)
+		f := r.URL.Query().Get("format")
+		if f == "" {
+			f = "text"
+		}
+		text, err := e.topo.Describe().Format(f)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -13,6 +13,19 @@ type Description struct {
 // Describe describes the topology.
 func (t *Topology) Describe() Description { return Description{t} }
 
+// Format returns the description in format: "text" (String) or "mermaid"
+// (Mermaid); the formats of eddy describe, of a program's -describe flag
+// and of the HTTP server's /topology.
+func (d Description) Format(format string) (string, error) {
+	switch format {
+	case "text":
+		return d.String(), nil
+	case "mermaid":
+		return d.Mermaid(), nil
+	}
+	return "", fmt.Errorf("unknown format %q: want text or mermaid", format)
+}
+
 // String lists the sub-topologies with their operators, then the stores
 // and internal topics, in the style of Kafka Streams' describe().
 func (d Description) String() string {

@@ -55,11 +55,11 @@ same, parse the flag first thing in main:
         if err != nil {
             log.Fatal(err)
         }
-        if *describe == "mermaid" {
-            fmt.Print(t.Describe().Mermaid())
-        } else {
-            fmt.Print(t.Describe().String())
+        text, err := t.Describe().Format(*describe) // text or mermaid
+        if err != nil {
+            log.Fatal(err)
         }
+        fmt.Print(text)
         return
     }
 

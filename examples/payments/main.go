@@ -271,20 +271,17 @@ func Summarize(results []Result) (paid, unpaid int) {
 // example has the flag: it is how `eddy describe payments` gets the topology
 // (see `eddy describe -h`).
 func describeTopology(stdout, stderr io.Writer, format string) int {
-	if format != "text" && format != "mermaid" {
-		fmt.Fprintf(stderr, "payments: -describe %q: want text or mermaid\n", format)
-		return 2
-	}
 	t, err := Topology().Build()
 	if err != nil {
 		fmt.Fprintln(stderr, "payments:", err)
 		return 1
 	}
-	if format == "mermaid" {
-		fmt.Fprint(stdout, t.Describe().Mermaid())
-	} else {
-		fmt.Fprint(stdout, t.Describe().String())
+	text, err := t.Describe().Format(format)
+	if err != nil {
+		fmt.Fprintf(stderr, "payments: -describe: %v\n", err)
+		return 2
 	}
+	fmt.Fprint(stdout, text)
 	return 0
 }
 

@@ -38,7 +38,7 @@ func TestDescribeFlag(t *testing.T) {
 	}{
 		{"text", 0, topo.Describe().String(), ""},
 		{"mermaid", 0, topo.Describe().Mermaid(), ""},
-		{"dot", 2, "", `sessions: -describe "dot": want text or mermaid` + "\n"},
+		{"dot", 2, "", `sessions: -describe: unknown format "dot": want text or mermaid` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {

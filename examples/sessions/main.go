@@ -276,20 +276,17 @@ func Print(w io.Writer, results []Result) {
 // example has the flag: it is how `eddy describe sessions` gets the topology
 // (see `eddy describe -h`).
 func describeTopology(stdout, stderr io.Writer, format string) int {
-	if format != "text" && format != "mermaid" {
-		fmt.Fprintf(stderr, "sessions: -describe %q: want text or mermaid\n", format)
-		return 2
-	}
 	t, err := Topology().Build()
 	if err != nil {
 		fmt.Fprintln(stderr, "sessions:", err)
 		return 1
 	}
-	if format == "mermaid" {
-		fmt.Fprint(stdout, t.Describe().Mermaid())
-	} else {
-		fmt.Fprint(stdout, t.Describe().String())
+	text, err := t.Describe().Format(format)
+	if err != nil {
+		fmt.Fprintf(stderr, "sessions: -describe: %v\n", err)
+		return 2
 	}
+	fmt.Fprint(stdout, text)
 	return 0
 }
 
