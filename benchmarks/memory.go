@@ -128,9 +128,9 @@ const (
 	// MemoryWorkerOverhead covers, per worker, the records of a poll
 	// (engine.Options.MaxPollRecords, 10000 by default), the embedded
 	// log's decoded batches (up to one stored batch, 1 MiB at most, per
-	// input partition), the output and changelog records of a commit
-	// interval in the open transaction, and their GC headroom: measured,
-	// about 9 MiB.
+	// input partition), the output and changelog records of the open
+	// transaction (a worker commits early past 8 MiB of them), and their
+	// GC headroom: measured, about 9 MiB.
 	MemoryWorkerOverhead = 16 << 20
 )
 

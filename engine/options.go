@@ -78,8 +78,8 @@ type Options struct {
 	// held and half left for the garbage collector (GOGC=100). The
 	// process's peak RSS stays within MemoryBytes plus an overhead that
 	// does not grow with the state: the binary and the Go runtime, and per
-	// worker the records of a poll (MaxPollRecords) and of a commit
-	// interval. With MemoryBytes, the engine returns the memory glibc's
+	// worker the records of a poll (MaxPollRecords) and of its open
+	// transaction (a worker commits early once it sent 8 MiB into one). With MemoryBytes, the engine returns the memory glibc's
 	// malloc keeps after Pebble freed it to the OS every second (Linux
 	// with cgo). At least 32 MiB. Default 0: no budget, as before:
 	// Pebble's defaults (state DB 64 MiB block cache and 32 MiB memtables,

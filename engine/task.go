@@ -140,7 +140,7 @@ func (t *task) storeConfig(name string, cfg state.StoreConfig) state.StoreConfig
 	topic, p := t.changelogs[name], t.id.partition
 	cfg.Changelog = func(key, value []byte) {
 		// Send copies key and value.
-		t.w.sess.Send(broker.Record{Topic: topic, Partition: p, Timestamp: t.lastTs, Key: key, Value: value})
+		t.w.sendRecord(broker.Record{Topic: topic, Partition: p, Timestamp: t.lastTs, Key: key, Value: value})
 	}
 	cfg.CacheBytes = max(t.w.e.opts.CacheBytes, 0)
 	return cfg
@@ -252,7 +252,7 @@ func (t *task) badInput(r *broker.Record, de *operators.DecodeError) error {
 		w.skipped++
 		return nil
 	case DecodeDeadLetter:
-		w.sess.Send(t.deadLetter(r, de))
+		w.sendRecord(t.deadLetter(r, de))
 		w.deadLettered++
 		if t.logger.IsDebug() {
 			t.logger.Debug("dead-lettered a record that does not decode",

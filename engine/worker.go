@@ -36,6 +36,10 @@ type worker struct {
 	in, out, late         int64
 	skipped, deadLettered int64 // input records that did not decode
 	dirty                 bool  // something to commit
+	// sent is the bytes of the records sent into the open transaction
+	// (output, changelog, dead letters): past maxTxnBytes the worker
+	// commits before the interval ends.
+	sent int
 	// polled is set when a Poll returned records since the last commit:
 	// even if none was processed (past a bounded run's end), the session
 	// must see a Commit, since a Kafka session holds rebalances until then.
@@ -166,7 +170,7 @@ func (w *worker) run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		if w.now().Sub(w.lastCommit) >= interval || w.finishing() {
+		if w.now().Sub(w.lastCommit) >= interval || w.finishing() || w.sent >= maxTxnBytes {
 			if err := w.commit(commitCtx, false); err != nil {
 				return err
 			}
@@ -208,10 +212,27 @@ func (w *worker) process(t *task, tp broker.TopicPartition, r *broker.Record) er
 // send writes an operator's output into the open transaction.
 func (w *worker) send(r operators.RawRecord) {
 	w.out++
-	w.sess.Send(broker.Record{
+	w.sendRecord(broker.Record{
 		Topic: r.Topic, Partition: r.Partition, Timestamp: r.Timestamp,
 		Key: r.Key, Value: r.Value, Headers: toBrokerHeaders(r.Headers),
 	})
+}
+
+// maxTxnBytes bounds what a worker sends into one transaction: the
+// embedded log holds a transaction's records in memory until it commits,
+// and a Kafka producer buffers them. Past it the worker commits once the
+// records of its current poll are processed, before CommitInterval ends,
+// so a fan-out (FlatMap) or large values cannot grow a transaction with
+// the throughput.
+const maxTxnBytes = 8 << 20
+
+// sendRecord adds r to the open transaction and counts its bytes.
+func (w *worker) sendRecord(r broker.Record) {
+	w.sent += len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		w.sent += len(h.Key) + len(h.Value)
+	}
+	w.sess.Send(r)
 }
 
 // assign records new partitions and creates the tasks whose inputs are
@@ -443,7 +464,7 @@ func (w *worker) commit(ctx context.Context, checkpoint bool) error {
 	m.skipped.Add(w.skipped)
 	m.deadLetters.Add(w.deadLettered)
 	m.commits.Add(1)
-	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
+	w.in, w.out, w.late, w.dirty, w.polled, w.sent = 0, 0, 0, false, false, 0
 	w.skipped, w.deadLettered = 0, 0
 	w.lastCommit = w.now()
 	w.deferred = !checkpoint
@@ -496,7 +517,7 @@ func (w *worker) checkpoint() error {
 // has reported what the abort took away. Nothing operators held in memory
 // outlives the abort.
 func (w *worker) restart() error {
-	w.in, w.out, w.late, w.dirty, w.polled = 0, 0, 0, false, false
+	w.in, w.out, w.late, w.dirty, w.polled, w.sent = 0, 0, 0, false, false, 0
 	w.skipped, w.deadLettered = 0, 0
 	for id, t := range w.tasks {
 		w.e.tasks.remove(id)
