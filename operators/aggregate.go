@@ -138,6 +138,11 @@ func (a *Aggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
 const (
 	metaStreamTime = "stream-time"
 	metaClosedUpTo = "closed-up-to"
+	// metaExpiredUpTo is the deletion watermark of the operators that
+	// keep closed windows for a retention period. A store without it
+	// (written before retention existed, or never retaining) deleted
+	// every closed window: it defaults to closed-up-to.
+	metaExpiredUpTo = "expired-up-to"
 )
 
 // WindowAggregate folds records into tumbling or hopping windows per key.
@@ -147,26 +152,45 @@ const (
 // stream-time); it is late for the others, and counted late if it missed
 // any. When stream-time passes a window's end plus grace, the window
 // closes: with EmitFinal its final value is forwarded then, once; without,
-// every update was already forwarded as the cache flushed it. Closed
-// windows are deleted from the store.
+// every update was already forwarded as the cache flushed it. A closed
+// window is never updated nor forwarded again.
+//
+// A window stays in the store, readable, until stream-time reaches its
+// start plus RetentionMs, as in Kafka Streams' window stores; then it is
+// deleted, without forwarding anything. By default that is at close.
 type WindowAggregate[K, V, A any] struct {
 	Name      string
 	Store     string
 	Spec      window.Spec
 	EmitFinal bool
-	KeySerde  serde.Serde[K]
-	AggSerde  serde.Serde[A]
-	Fold      Fold[K, V, A]
-	Out       Downstream[window.Windowed[K], Change[A]]
+	// RetentionMs is how long a window stays in Store, from its start:
+	// it is deleted once stream-time >= start + RetentionMs. 0 means
+	// size + grace, deletion at close; otherwise it must be at least
+	// size + grace.
+	RetentionMs int64
+	KeySerde    serde.Serde[K]
+	AggSerde    serde.Serde[A]
+	Fold        Fold[K, V, A]
+	Out         Downstream[window.Windowed[K], Change[A]]
 	// Late receives the records that missed a window (nil: only counted).
 	Late *LateRecords[K, V]
 
 	store *state.WindowStore
-	// streamTime and closedUpTo mirror the store's meta: every window
-	// ending at or before closedUpTo has been closed.
-	streamTime, closedUpTo int64
-	kbuf, vbuf, mbuf       []byte
+	// streamTime, closedUpTo and expiredUpTo mirror the store's meta:
+	// every window ending at or before closedUpTo has been closed, every
+	// window ending at or before expiredUpTo deleted. expiryLag is
+	// RetentionMs - size: a window is deleted once its end is at or
+	// before stream-time - expiryLag, as it closes once its end is at or
+	// before stream-time - grace.
+	streamTime, closedUpTo, expiredUpTo int64
+	expiryLag                           int64
+	// expiredMeta tells that the store holds metaExpiredUpTo.
+	expiredMeta      bool
+	kbuf, vbuf, mbuf []byte
 }
+
+// retains tells whether closed windows outlive their close.
+func (w *WindowAggregate[K, V, A]) retains() bool { return w.expiryLag > w.Spec.GraceMs() }
 
 // Init opens the store and loads the operator's stream-time.
 func (w *WindowAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
@@ -186,7 +210,23 @@ func (w *WindowAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	if w.streamTime, err = getMetaInt(w.store, metaStreamTime, math.MinInt64); err != nil {
 		return err
 	}
-	w.closedUpTo, err = getMetaInt(w.store, metaClosedUpTo, math.MinInt64)
+	if w.closedUpTo, err = getMetaInt(w.store, metaClosedUpTo, math.MinInt64); err != nil {
+		return err
+	}
+	size, grace := w.Spec.SizeMs(), w.Spec.GraceMs()
+	switch {
+	case w.RetentionMs == 0:
+		w.expiryLag = grace
+	case w.RetentionMs < size || w.RetentionMs-size < grace:
+		return fmt.Errorf("operator %s: store %s: retention %dms is less than window size plus grace (%dms + %dms)", w.Name, w.Store, w.RetentionMs, size, grace)
+	default:
+		w.expiryLag = w.RetentionMs - size
+	}
+	_, w.expiredMeta, err = w.store.GetMeta(metaExpiredUpTo)
+	if err != nil {
+		return err
+	}
+	w.expiredUpTo, err = getMetaInt(w.store, metaExpiredUpTo, w.closedUpTo)
 	return err
 }
 
@@ -263,7 +303,14 @@ func (w *WindowAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error {
 		}
 	}
 	if closeTime >= w.Spec.NextEnd(w.closedUpTo) {
-		return w.close(ctx, closeTime)
+		if err := w.close(ctx, closeTime); err != nil {
+			return err
+		}
+	}
+	if w.retains() {
+		if expireTime := satSub(w.streamTime, w.expiryLag); expireTime >= w.Spec.NextEnd(w.expiredUpTo) {
+			return w.expire(expireTime)
+		}
 	}
 	return nil
 }
@@ -279,45 +326,111 @@ func (w *WindowAggregate[K, V, A]) add(ctx *Context, r Record[K, V], start int64
 	return w.store.Put(w.kbuf, start, w.vbuf)
 }
 
-// close closes every window ending at or before closeTime: forwards its
-// final value when emitting on close, then deletes it.
-func (w *WindowAggregate[K, V, A]) close(ctx *Context, closeTime int64) error {
+// startsUpTo returns the range of window starts [from, to) of the windows
+// ending after after and at or before upTo.
+func (w *WindowAggregate[K, V, A]) startsUpTo(after, upTo int64) (from, to int64) {
 	size := w.Spec.SizeMs()
-	from := int64(math.MinInt64)
-	if w.closedUpTo != math.MinInt64 {
-		from = w.closedUpTo - size + 1
+	from, to = math.MinInt64, math.MaxInt64
+	if after != math.MinInt64 {
+		from = after - size + 1
 	}
-	to := closeTime - size + 1 // windows with start+size <= closeTime
-	if closeTime == math.MaxInt64 {
-		to = math.MaxInt64
+	if upTo != math.MaxInt64 {
+		to = upTo - size + 1 // windows with start+size <= upTo
 	}
-	type closed struct {
-		key   []byte
-		start int64
-	}
-	var done []closed
-	err := w.store.Range(from, to, func(key []byte, start int64, value []byte) error {
-		done = append(done, closed{append([]byte(nil), key...), start})
-		if !w.EmitFinal {
-			return nil
+	return from, to
+}
+
+// close closes every window ending at or before closeTime: forwards its
+// final value when emitting on close, then, unless they are retained,
+// deletes it (and any window an earlier, longer retention kept).
+func (w *WindowAggregate[K, V, A]) close(ctx *Context, closeTime int64) error {
+	from, to := w.startsUpTo(w.closedUpTo, closeTime)
+	deleting := !w.retains()
+	if deleting || w.EmitFinal {
+		rangeFrom := from
+		if deleting && w.expiredUpTo < w.closedUpTo {
+			rangeFrom, _ = w.startsUpTo(w.expiredUpTo, closeTime)
 		}
-		return w.forward(ctx, state.AppendWindowKey(nil, start, key), value, nil)
-	})
-	if err != nil {
+		var done []windowRef
+		err := w.store.Range(rangeFrom, to, func(key []byte, start int64, value []byte) error {
+			if deleting {
+				done = append(done, windowRef{append([]byte(nil), key...), start})
+			}
+			if !w.EmitFinal || start < from {
+				return nil
+			}
+			return w.forward(ctx, state.AppendWindowKey(nil, start, key), value, nil)
+		})
+		if err != nil {
+			return err
+		}
+		if err := w.deleteWindows(done); err != nil {
+			return err
+		}
+	}
+	w.closedUpTo = closeTime
+	if err := w.putMeta(metaClosedUpTo, closeTime); err != nil {
 		return err
 	}
+	if !deleting && !w.expiredMeta {
+		// Without the meta, a restart would take every closed window
+		// for deleted.
+		w.expiredMeta = true
+		return w.putMeta(metaExpiredUpTo, w.expiredUpTo)
+	}
+	if deleting {
+		w.expiredUpTo = closeTime
+		if w.expiredMeta { // left by a longer retention: keep it true
+			return w.putMeta(metaExpiredUpTo, closeTime)
+		}
+	}
+	return nil
+}
+
+// windowRef names a stored window.
+type windowRef struct {
+	key   []byte
+	start int64
+}
+
+func (w *WindowAggregate[K, V, A]) deleteWindows(done []windowRef) error {
 	for _, d := range done {
 		if err := w.store.Delete(d.key, d.start); err != nil {
 			return err
 		}
 	}
-	w.closedUpTo = closeTime
-	return w.putMeta(metaClosedUpTo, closeTime)
+	return nil
 }
 
-// Finish closes every window, as if stream-time had reached the end of time.
+// expire deletes every retained window ending at or before expireTime,
+// closed already (expireTime <= the close time), forwarding nothing.
+func (w *WindowAggregate[K, V, A]) expire(expireTime int64) error {
+	from, to := w.startsUpTo(w.expiredUpTo, expireTime)
+	var done []windowRef
+	err := w.store.Range(from, to, func(key []byte, start int64, _ []byte) error {
+		done = append(done, windowRef{append([]byte(nil), key...), start})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := w.deleteWindows(done); err != nil {
+		return err
+	}
+	w.expiredUpTo, w.expiredMeta = expireTime, true
+	return w.putMeta(metaExpiredUpTo, expireTime)
+}
+
+// Finish closes every window, as if stream-time had reached the end of
+// time, and deletes every window, their retention over too.
 func (w *WindowAggregate[K, V, A]) Finish(ctx *Context) error {
-	return w.close(ctx, math.MaxInt64)
+	if err := w.close(ctx, math.MaxInt64); err != nil {
+		return err
+	}
+	if w.retains() {
+		return w.expire(math.MaxInt64)
+	}
+	return nil
 }
 
 // Reader returns a reader of the aggregates, for joins (ReadableTable).

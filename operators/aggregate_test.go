@@ -3,6 +3,7 @@ package operators
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -65,7 +66,9 @@ type waggHarness struct {
 	t     *testing.T
 	spec  window.Spec
 	final bool
-	cache int
+	// retention is the operator's RetentionMs.
+	retention int64
+	cache     int
 
 	db        *state.DB
 	task      *state.Task
@@ -83,7 +86,13 @@ type waggHarness struct {
 const waggStore = "w-store"
 
 func newWaggHarness(t *testing.T, spec window.Spec, final bool, cache int) *waggHarness {
-	h := &waggHarness{t: t, spec: spec, final: final, cache: cache}
+	return newWaggHarnessRetention(t, spec, final, cache, 0)
+}
+
+// newWaggHarnessRetention is newWaggHarness with the operator's
+// RetentionMs set.
+func newWaggHarnessRetention(t *testing.T, spec window.Spec, final bool, cache int, retention int64) *waggHarness {
+	h := &waggHarness{t: t, spec: spec, final: final, cache: cache, retention: retention}
 	h.openDB()
 	h.open()
 	t.Cleanup(func() { h.db.Close() })
@@ -152,7 +161,7 @@ func (h *waggHarness) open() {
 		},
 	}
 	h.w = &WindowAggregate[string, string, string]{
-		Name: "w", Store: waggStore, Spec: h.spec, EmitFinal: h.final,
+		Name: "w", Store: waggStore, Spec: h.spec, EmitFinal: h.final, RetentionMs: h.retention,
 		KeySerde: serde.String(), AggSerde: serde.String(), Fold: waggFold,
 		Out:  Downstream[window.Windowed[string], Change[string]]{waggCollector{h}},
 		Late: &LateRecords[string, string]{Topic: "late", KeySerde: serde.String(), ValueSerde: serde.String()},
@@ -230,18 +239,46 @@ func (h *waggHarness) stored() map[waggWindow]waggRow {
 // SEMANTICS-KS.md.
 type waggModel struct {
 	size, advance, grace int64
-	final                bool
-	streamTime           int64
-	open                 map[waggWindow]waggRow
-	out                  []waggOut
-	late                 []string
+	// retention: a window is stored until stream-time >= start +
+	// retention (Kafka Streams' window store retention).
+	retention  int64
+	final      bool
+	streamTime int64
+	open       map[waggWindow]waggRow
+	// retained holds the closed windows still stored.
+	retained map[waggWindow]waggRow
+	out      []waggOut
+	late     []string
 }
 
 func newWaggModel(spec window.Spec, final bool) *waggModel {
+	return newWaggModelRetention(spec, final, 0)
+}
+
+// newWaggModelRetention models an operator with RetentionMs retention
+// (0: size + grace).
+func newWaggModelRetention(spec window.Spec, final bool, retention int64) *waggModel {
+	if retention == 0 {
+		retention = spec.SizeMs() + spec.GraceMs()
+	}
 	return &waggModel{
 		size: spec.SizeMs(), advance: spec.AdvanceMs(), grace: spec.GraceMs(), final: final,
-		streamTime: math.MinInt64, open: map[waggWindow]waggRow{},
+		retention: retention, streamTime: math.MinInt64,
+		open: map[waggWindow]waggRow{}, retained: map[waggWindow]waggRow{},
 	}
+}
+
+// expired tells whether the window starting at start is past its
+// retention.
+func (m *waggModel) expired(start int64) bool {
+	return m.streamTime != math.MinInt64 && start+m.retention <= m.streamTime
+}
+
+// stored returns the windows the store should hold: open and retained.
+func (m *waggModel) stored() map[waggWindow]waggRow {
+	rows := maps.Clone(m.open)
+	maps.Copy(rows, m.retained)
+	return rows
 }
 
 // starts returns, ascending, the start of every window [s, s+size) with s
@@ -304,16 +341,21 @@ func (m *waggModel) close(due func(start int64) bool) {
 		return cmp.Or(cmp.Compare(a.Start, b.Start), cmp.Compare(a.Key, b.Key))
 	})
 	for _, w := range done {
+		row := m.open[w]
 		if m.final {
-			row := m.open[w]
 			m.out = append(m.out, waggOut{w, row.Agg, "null", row.Time})
 		}
 		delete(m.open, w)
+		m.retained[w] = row
 	}
+	maps.DeleteFunc(m.retained, func(w waggWindow, _ waggRow) bool { return m.expired(w.Start) })
 }
 
-// finish closes every window, as at the end of bounded input.
-func (m *waggModel) finish() { m.close(func(int64) bool { return true }) }
+// finish closes and deletes every window, as at the end of bounded input.
+func (m *waggModel) finish() {
+	m.close(func(int64) bool { return true })
+	clear(m.retained)
+}
 
 // TestWindowAggregateModel runs random records, in and out of order and
 // some late, through WindowAggregate and the naive model, with tumbling
@@ -321,7 +363,8 @@ func (m *waggModel) finish() { m.close(func(int64) bool { return true }) }
 // restores. It compares the results in order (exactly, except that a
 // cache in update mode may skip intermediate updates), the late records,
 // and after every few records the store's contents: exactly the windows
-// still open, so that closed windows do not accumulate.
+// still open or within their retention (random, at least size + grace,
+// half the time the default), so that closed windows do not accumulate.
 func TestWindowAggregateModel(t *testing.T) {
 	for i := range 40 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -336,10 +379,14 @@ func TestWindowAggregateModel(t *testing.T) {
 			spec = spec.Grace(time.Duration(grace) * time.Millisecond)
 			final := r.IntN(2) == 0
 			cache := []int{0, 0, 64, 1 << 20}[r.IntN(4)]
-			t.Logf("%s final=%v cache=%d", spec, final, cache)
+			var retention int64
+			if r.IntN(2) == 0 {
+				retention = size + grace + []int64{0, r.Int64N(size + grace + 1), r.Int64N(300)}[r.IntN(3)]
+			}
+			t.Logf("%s final=%v cache=%d retention=%d", spec, final, cache, retention)
 
-			h := newWaggHarness(t, spec, final, cache)
-			m := newWaggModel(spec, final)
+			h := newWaggHarnessRetention(t, spec, final, cache, retention)
+			m := newWaggModelRetention(spec, final, retention)
 			ts := []int64{0, 1000}[r.IntN(2)]
 			for n := range 200 + r.IntN(400) {
 				ts += r.Int64N(5)
@@ -356,13 +403,13 @@ func TestWindowAggregateModel(t *testing.T) {
 					h.restart()
 				case 1:
 					h.restore()
-				case 2, 3, 4:
-					if diff := gocmp.Diff(m.open, h.stored()); diff != "" {
+				case 2, 3, 4, 5, 6, 7:
+					if diff := gocmp.Diff(m.stored(), h.stored()); diff != "" {
 						t.Fatalf("after record %d: stored windows (-model +store):\n%s", n, diff)
 					}
 				}
 			}
-			if diff := gocmp.Diff(m.open, h.stored()); diff != "" {
+			if diff := gocmp.Diff(m.stored(), h.stored()); diff != "" {
 				t.Fatalf("stored windows (-model +store):\n%s", diff)
 			}
 			m.finish()

@@ -53,6 +53,11 @@ type SessionMerge[K, A any] func(key K, agg A, found bool, session A) A
 // deleted without a tombstone: they expired, nothing changed; an update
 // of one still in the cache is forwarded when the cache flushes it.
 //
+// RetentionMs keeps closed sessions in Store, readable, until
+// end + RetentionMs < stream-time (by default, gap + grace: at close).
+// A retained session is closed: never merged, updated nor forwarded
+// again; its deletion forwards nothing, like a closing one's.
+//
 // With EmitFinal nothing is forwarded until a session closes; each
 // closing session is then forwarded once with its final aggregate,
 // stamped with its end, by the record that advanced stream-time past it,
@@ -78,7 +83,8 @@ type SessionMerge[K, A any] func(key K, agg A, found bool, session A) A
 // (end >= closed-up-to) into memory: a record looks its key's sessions up
 // there (the ones ending at or after t-gap and starting by t+gap), and
 // closing takes the due sessions off a heap ordered like the 't' index.
-// So memory holds one small entry per open session; ranging IndexStore
+// So memory holds one small entry per open or retained session (see
+// RetentionMs; the retained ones in a queue by end); ranging IndexStore
 // per record, as this operator first did, flushed its cache every time
 // and made a hot key scan its growing run of deleted entries.
 type SessionAggregate[K, V, A any] struct {
@@ -87,9 +93,13 @@ type SessionAggregate[K, V, A any] struct {
 	Store, IndexStore string
 	Spec              window.SessionSpec
 	EmitFinal         bool
-	KeySerde          serde.Serde[K]
-	AggSerde          serde.Serde[A]
-	Merge             SessionMerge[K, A]
+	// RetentionMs is how long a session stays in Store after its end: it
+	// is deleted once end + RetentionMs < stream-time. 0 means gap +
+	// grace, deletion at close; otherwise it must be at least gap + grace.
+	RetentionMs int64
+	KeySerde    serde.Serde[K]
+	AggSerde    serde.Serde[A]
+	Merge       SessionMerge[K, A]
 	// Add folds the record into the merged aggregate; found is false when
 	// no session was merged, when agg is the zero value.
 	Add Fold[K, V, A]
@@ -100,8 +110,15 @@ type SessionAggregate[K, V, A any] struct {
 	store, index *state.KV
 	windowed     serde.Serde[window.Windowed[K]]
 	gap, grace   int64
-	// streamTime and closedUpTo mirror the store's meta.
-	streamTime, closedUpTo int64
+	// streamTime, closedUpTo and expiredUpTo mirror the store's meta:
+	// every session ending before expiredUpTo has been deleted.
+	// retention is RetentionMs or its default.
+	streamTime, closedUpTo, expiredUpTo, retention int64
+	// expiredMeta tells that the store holds metaExpiredUpTo.
+	expiredMeta bool
+	// retained lists the closed sessions still stored, in the order they
+	// closed (end, start, key), which is the order they expire in.
+	retained []*openSession
 	// expired holds, by data key, the last value of each session that
 	// expired (without EmitFinal) until the cache flushes its deletion:
 	// the flush then forwards that value if it was never flushed, and
@@ -170,6 +187,13 @@ func (s *SessionAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 		return fmt.Errorf("operator %s: want two distinct stores, got %q and %q", s.Name, s.Store, s.IndexStore)
 	}
 	s.gap, s.grace = s.Spec.GapMs(), s.Spec.GraceMs()
+	s.retention = satAdd(s.gap, s.grace)
+	if s.RetentionMs != 0 {
+		if s.RetentionMs < s.retention {
+			return fmt.Errorf("operator %s: store %s: retention %dms is less than inactivity gap plus grace (%dms + %dms)", s.Name, s.Store, s.RetentionMs, s.gap, s.grace)
+		}
+		s.retention = s.RetentionMs
+	}
 	s.windowed = serde.SessionWindowed(s.KeySerde)
 	cfg := state.StoreConfig{}
 	if !s.EmitFinal {
@@ -189,19 +213,34 @@ func (s *SessionAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
 	if s.closedUpTo, err = getMetaInt(s.store, metaClosedUpTo, math.MinInt64); err != nil {
 		return fmt.Errorf("store %s: %w", s.Store, err)
 	}
+	if _, s.expiredMeta, err = s.store.GetMeta(metaExpiredUpTo); err != nil {
+		return fmt.Errorf("store %s: %w", s.Store, err)
+	}
+	if s.expiredUpTo, err = getMetaInt(s.store, metaExpiredUpTo, s.closedUpTo); err != nil {
+		return fmt.Errorf("store %s: %w", s.Store, err)
+	}
 	return s.loadOpen()
 }
 
-// loadOpen loads the open sessions from the time index: every session
-// ending at or after closed-up-to (the others were closed and deleted).
+// retains tells whether closed sessions outlive their close.
+func (s *SessionAggregate[K, V, A]) retains() bool { return s.retention > satAdd(s.gap, s.grace) }
+
+// loadOpen loads the stored sessions from the time index: every session
+// ending at or after expired-up-to (the others were deleted), the open
+// ones (ending at or after closed-up-to) and the retained ones.
 func (s *SessionAggregate[K, V, A]) loadOpen() error {
 	s.open = map[string][]*openSession{}
 	s.closing = s.closing[:0]
-	lo := appendSessionByTime(nil, nil, s.closedUpTo, math.MinInt64)
+	s.retained = nil
+	lo := appendSessionByTime(nil, nil, min(s.expiredUpTo, s.closedUpTo), math.MinInt64)
 	err := s.index.Range(lo, []byte{sessionByTime + 1}, func(k, _ []byte) error {
 		key, end, start, err := decodeSessionByTime(k)
 		if err != nil {
 			return err
+		}
+		if end < s.closedUpTo {
+			s.retained = append(s.retained, &openSession{key: string(key), start: start, end: end})
+			return nil
 		}
 		o := &openSession{key: string(key), start: start, end: end, i: len(s.closing)}
 		s.closing = append(s.closing, o) // already in heap order
@@ -309,7 +348,27 @@ func (s *SessionAggregate[K, V, A]) Process(ctx *Context, r Record[K, V]) error 
 			return err
 		}
 		s.closedUpTo = closeTime
-		return s.putMeta(metaClosedUpTo, closeTime)
+		if err := s.putMeta(metaClosedUpTo, closeTime); err != nil {
+			return err
+		}
+		if s.retains() && !s.expiredMeta {
+			// Without the meta, a restart would take every closed
+			// session for deleted.
+			s.expiredMeta = true
+			if err := s.putMeta(metaExpiredUpTo, s.expiredUpTo); err != nil {
+				return err
+			}
+		}
+	}
+	// With the default retention, expireTime is closeTime and close has
+	// deleted what it closed; sessions a longer retention kept before a
+	// restart may remain.
+	if expireTime := satSub(s.streamTime, s.retention); expireTime > s.expiredUpTo && (s.retains() || s.expiredMeta) {
+		if err := s.expire(ctx, expireTime, false); err != nil {
+			return err
+		}
+		s.expiredUpTo, s.expiredMeta = expireTime, true
+		return s.putMeta(metaExpiredUpTo, expireTime)
 	}
 	return nil
 }
@@ -406,11 +465,30 @@ func (s *SessionAggregate[K, V, A]) unindex(key []byte, start, end int64) error 
 
 // close closes the sessions ending before closeTime (all of them if
 // all), from closed-up-to on, in the order end, start, key: with
-// EmitFinal it forwards their final values; it deletes them.
+// EmitFinal it forwards their final values; it deletes them, or with a
+// longer retention, keeps them in s.retained.
 func (s *SessionAggregate[K, V, A]) close(ctx *Context, closeTime int64, all bool) error {
 	for len(s.closing) > 0 && (all || s.closing[0].end < closeTime) {
 		o := s.closing[0]
 		key := []byte(o.key)
+		if s.retains() {
+			if s.EmitFinal {
+				s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
+				v, ok, err := s.store.Get(s.dbuf)
+				switch {
+				case err != nil:
+					return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
+				case !ok:
+					return fmt.Errorf("operator %s: close sessions: store %s: session [%d,%d] is indexed but missing", s.Name, s.Store, o.start, o.end)
+				}
+				if err := s.emitFinal(ctx, key, o.start, o.end, v); err != nil {
+					return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
+				}
+			}
+			s.forget(key, o.start, o.end)
+			s.retained = append(s.retained, &openSession{key: o.key, start: o.start, end: o.end})
+			continue
+		}
 		s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
 		v, ok, err := s.store.Get(s.dbuf)
 		switch {
@@ -449,10 +527,44 @@ func (s *SessionAggregate[K, V, A]) emitFinal(ctx *Context, kb []byte, start, en
 	return s.Out.Forward(ctx, Record[window.Windowed[K], Change[A]]{Key: key, Value: Change[A]{New: agg, HasNew: true}, Time: end})
 }
 
+// expire deletes the retained sessions ending before expireTime (all of
+// them if all), which closed already, forwarding nothing: without
+// EmitFinal, flushed tells their deletion from a merge's.
+func (s *SessionAggregate[K, V, A]) expire(_ *Context, expireTime int64, all bool) error {
+	for len(s.retained) > 0 && (all || s.retained[0].end < expireTime) {
+		o := s.retained[0]
+		s.retained[0] = nil
+		s.retained = s.retained[1:]
+		key := []byte(o.key)
+		s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
+		if !s.EmitFinal {
+			v, ok, err := s.store.Get(s.dbuf)
+			switch {
+			case err != nil:
+				return fmt.Errorf("operator %s: expire sessions: %w", s.Name, err)
+			case !ok:
+				return fmt.Errorf("operator %s: expire sessions: store %s: session [%d,%d] is indexed but missing", s.Name, s.Store, o.start, o.end)
+			}
+			s.expired[string(s.dbuf)] = bytes.Clone(v)
+		}
+		if err := s.store.Delete(s.dbuf); err != nil {
+			return fmt.Errorf("operator %s: expire sessions: %w", s.Name, err)
+		}
+		if err := s.unindex(key, o.start, o.end); err != nil {
+			return fmt.Errorf("operator %s: expire sessions: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
 // Finish closes every session, as if stream-time had reached the end of
-// time: with EmitFinal each is forwarded with its final value.
+// time: with EmitFinal each is forwarded with its final value. Their
+// retention over too, it deletes them all.
 func (s *SessionAggregate[K, V, A]) Finish(ctx *Context) error {
-	return s.close(ctx, math.MaxInt64, true)
+	if err := s.close(ctx, math.MaxInt64, true); err != nil {
+		return err
+	}
+	return s.expire(ctx, math.MaxInt64, true)
 }
 
 // appendSessionData appends the Store key of a session: Kafka Streams'

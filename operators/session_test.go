@@ -84,9 +84,11 @@ type sessionHarness struct {
 	spec  window.SessionSpec
 	final bool
 	cache int
-	out   []string
-	late  []string
-	nlate int
+	// retention is the operator's RetentionMs.
+	retention int64
+	out       []string
+	late      []string
+	nlate     int
 }
 
 type sessionStores struct {
@@ -105,12 +107,18 @@ func (s sessionStores) Window(name string, cfg state.StoreConfig) (*state.Window
 }
 
 func newSessionHarness(t *testing.T, spec window.SessionSpec, final bool, cache int) *sessionHarness {
+	return newSessionHarnessRetention(t, spec, final, cache, 0)
+}
+
+// newSessionHarnessRetention is newSessionHarness with the operator's
+// RetentionMs set.
+func newSessionHarnessRetention(t *testing.T, spec window.SessionSpec, final bool, cache int, retention int64) *sessionHarness {
 	db, err := state.Open(state.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &sessionHarness{t: t, db: db, spec: spec, final: final, cache: cache}
+	h := &sessionHarness{t: t, db: db, spec: spec, final: final, cache: cache, retention: retention}
 	h.open()
 	return h
 }
@@ -152,7 +160,7 @@ func (h *sessionHarness) open() {
 		},
 	}
 	h.op = &SessionAggregate[string, string, string]{
-		Name: "s", Store: "s", IndexStore: "s-index", Spec: h.spec, EmitFinal: h.final,
+		Name: "s", Store: "s", IndexStore: "s-index", Spec: h.spec, EmitFinal: h.final, RetentionMs: h.retention,
 		KeySerde: serde.String(), AggSerde: serde.String(),
 		Merge: func(_ string, agg string, found bool, s string) string { return sessionFold(agg, found, s) },
 		Add:   func(_ string, v string, agg string, found bool) string { return sessionFold(agg, found, v) },
@@ -197,6 +205,27 @@ func (h *sessionHarness) finish() {
 	}
 }
 
+// stored returns the sessions in the operator's store and their
+// aggregates.
+func (h *sessionHarness) stored() map[sessionID]string {
+	h.t.Helper()
+	ws := serde.SessionWindowed(serde.String())
+	got := map[sessionID]string{}
+	err := h.op.store.Range(nil, nil, func(k, v []byte) error {
+		w, err := ws.Decode(k)
+		if err != nil {
+			return err
+		}
+		_, agg, err := decodeTimestamped(v, serde.String())
+		got[sessionID{w.Key, w.Start, w.End}] = agg
+		return err
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return got
+}
+
 // counts returns the number of entries of the store and of each index.
 func (h *sessionHarness) counts() [3]int {
 	var n [3]int
@@ -224,12 +253,15 @@ func (h *sessionHarness) counts() [3]int {
 // a key's records at most gap apart.
 type sessionModel struct {
 	gap, grace int64
-	final      bool
-	st         int64
-	seen       bool
-	recs       map[string][]int64   // times of the records of open sessions
-	aggs       map[sessionID]string // aggregate of each open session
-	out, late  []string
+	// retention: a closed session is stored until end + retention < st.
+	retention int64
+	final     bool
+	st        int64
+	seen      bool
+	recs      map[string][]int64   // times of the records of open sessions
+	aggs      map[sessionID]string // aggregate of each open session
+	retained  map[sessionID]string // closed sessions still stored
+	out, late []string
 }
 
 type sessionID struct {
@@ -237,8 +269,29 @@ type sessionID struct {
 	start, end int64
 }
 
-func newSessionModel(gap, grace int64, final bool) *sessionModel {
-	return &sessionModel{gap: gap, grace: grace, final: final, recs: map[string][]int64{}, aggs: map[sessionID]string{}}
+// newSessionModelRetention models an operator with RetentionMs retention
+// (0: gap + grace).
+func newSessionModelRetention(gap, grace int64, final bool, retention int64) *sessionModel {
+	if retention == 0 {
+		retention = gap + grace
+	}
+	return &sessionModel{
+		gap: gap, grace: grace, retention: retention, final: final,
+		recs: map[string][]int64{}, aggs: map[sessionID]string{}, retained: map[sessionID]string{},
+	}
+}
+
+// stored returns the sessions the store should hold: open and retained.
+func (m *sessionModel) stored() map[sessionID]string {
+	all := maps.Clone(m.aggs)
+	maps.Copy(all, m.retained)
+	return all
+}
+
+// expire deletes the retained sessions past their retention (all of
+// them if all).
+func (m *sessionModel) expire(all bool) {
+	maps.DeleteFunc(m.retained, func(s sessionID, _ string) bool { return all || s.end+m.retention < m.st })
 }
 
 // sessions returns the sessions of key, by ascending start (and end).
@@ -289,6 +342,7 @@ func (m *sessionModel) emitFinal(due []sessionID) {
 		if m.final {
 			m.out = append(m.out, m.line(s, m.aggs[s], "<nil>"))
 		}
+		m.retained[s] = m.aggs[s]
 		delete(m.aggs, s)
 	}
 }
@@ -335,6 +389,7 @@ func (m *sessionModel) process(key, val string, t int64) {
 		m.recs[key] = append(m.recs[key], t)
 	}
 	m.emitFinal(due)
+	m.expire(false)
 }
 
 // table applies update-mode output lines to a table of the latest value
@@ -357,7 +412,9 @@ func sessionTable(lines []string) map[string]string {
 // cache sizes, emit strategies and restarts, and timestamps on both sides
 // of zero. With no cache, or emitting on close, the outputs must be the
 // same, in order; with a cache, the table they make. Late records and
-// state size are checked too.
+// state size are checked too, and every few records the stored sessions:
+// the open ones and the closed ones within their retention (random, at
+// least gap + grace, half the time the default).
 func TestSessionModel(t *testing.T) {
 	for i := range 40 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -368,10 +425,14 @@ func TestSessionModel(t *testing.T) {
 			final := r.IntN(2) == 0
 			cache := []int{0, 0, 64, 1 << 20}[r.IntN(4)]
 			base := []int64{0, -1000, 1 << 40}[r.IntN(3)]
-			t.Logf("gap=%d grace=%d final=%v cache=%d base=%d", gap, grace, final, cache, base)
+			var retention int64
+			if r.IntN(2) == 0 {
+				retention = gap + grace + []int64{0, r.Int64N(gap + grace + 1), r.Int64N(300)}[r.IntN(3)]
+			}
+			t.Logf("gap=%d grace=%d final=%v cache=%d base=%d retention=%d", gap, grace, final, cache, base, retention)
 			spec := window.Sessions(time.Duration(gap) * time.Millisecond).Grace(time.Duration(grace) * time.Millisecond)
-			h := newSessionHarness(t, spec, final, cache)
-			m := newSessionModel(gap, grace, final)
+			h := newSessionHarnessRetention(t, spec, final, cache, retention)
+			m := newSessionModelRetention(gap, grace, final, retention)
 			ts := base
 			for n := range 300 + r.IntN(500) {
 				ts += r.Int64N(5)
@@ -383,9 +444,17 @@ func TestSessionModel(t *testing.T) {
 				val := fmt.Sprint(n)
 				m.process(key, val, rts)
 				h.push(key, val, rts)
-				if r.IntN(100) == 0 {
+				switch r.IntN(100) {
+				case 0:
 					h.restart()
+				case 1, 2, 3, 4, 5:
+					if diff := gocmp.Diff(m.stored(), h.stored()); diff != "" {
+						t.Fatalf("after record %d: stored sessions (-model +store):\n%s", n, diff)
+					}
 				}
+			}
+			if diff := gocmp.Diff(m.stored(), h.stored()); diff != "" {
+				t.Fatalf("stored sessions (-model +store):\n%s", diff)
 			}
 			h.flush()
 			tombstones := 0
@@ -395,11 +464,12 @@ func TestSessionModel(t *testing.T) {
 				}
 			}
 			t.Logf("%d outputs, %d tombstones, %d late", len(m.out), tombstones, len(m.late))
-			open := len(m.aggs)
+			open := len(m.aggs) + len(m.retained)
 			if got, want := h.counts(), [3]int{open, open, open}; got != want {
-				t.Errorf("store, by-key and by-time index entries = %v, want %v: the open sessions", got, want)
+				t.Errorf("store, by-key and by-time index entries = %v, want %v: the open and retained sessions", got, want)
 			}
 			m.emitFinal(m.closeBefore(0, true))
+			m.expire(true)
 			h.finish()
 			h.flush()
 			if got := h.counts(); got != [3]int{} {

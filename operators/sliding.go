@@ -74,6 +74,13 @@ const minPurgeStepMs = 1000
 // start is below closeTime - 2d - 1; expiry deletes them in steps of at
 // least max(d, 1s) of starts, so state stays bounded. Stream-time and the
 // emission and expiry progress are metadata of Store.
+//
+// RetentionMs keeps closed windows longer, readable in Store: a window is
+// not deleted before stream-time reaches its start plus RetentionMs (at
+// least 2d + grace, Kafka Streams' minimum and default). As expiry goes
+// by steps, and a window is kept at least while it can shape later ones
+// (until stream-time passes start + 2d + grace + 1), a window may stay up
+// to max(d, 1s) longer.
 type SlidingAggregate[K, V, A any] struct {
 	Name string
 	// Store names the window store of the aggregates, IndexStore the
@@ -82,10 +89,15 @@ type SlidingAggregate[K, V, A any] struct {
 	// Spec is a window.Sliding spec.
 	Spec      window.Spec
 	EmitFinal bool
-	KeySerde  serde.Serde[K]
-	AggSerde  serde.Serde[A]
-	Fold      Fold[K, V, A]
-	Out       Downstream[window.Windowed[K], Change[A]]
+	// RetentionMs is how long a window stays in Store at least, from its
+	// start: it is not deleted before stream-time >= start + RetentionMs.
+	// 0 keeps the windows only as long as they can shape later ones;
+	// otherwise it must be at least 2*size + grace, as in Kafka Streams.
+	RetentionMs int64
+	KeySerde    serde.Serde[K]
+	AggSerde    serde.Serde[A]
+	Fold        Fold[K, V, A]
+	Out         Downstream[window.Windowed[K], Change[A]]
 	// Late receives the records that missed a window (nil: only counted).
 	Late *LateRecords[K, V]
 
@@ -105,6 +117,10 @@ type SlidingAggregate[K, V, A any] struct {
 
 // Init opens the stores and loads the operator's progress.
 func (s *SlidingAggregate[K, V, A]) Init(ctx *Context, stores Stores) error {
+	// Kafka Streams' minimum: closed windows shape later ones that long.
+	if d, grace := s.Spec.SizeMs(), s.Spec.GraceMs(); s.RetentionMs != 0 && (s.RetentionMs < 2*d || s.RetentionMs-2*d < grace) {
+		return fmt.Errorf("operator %s: store %s: retention %dms is less than twice the maximum time difference plus grace (2*%dms + %dms)", s.Name, s.Store, s.RetentionMs, d, grace)
+	}
 	cfg := state.StoreConfig{}
 	if !s.EmitFinal {
 		cfg.OnFlush = func(key, value, old []byte) error {
@@ -438,8 +454,13 @@ func (s *SlidingAggregate[K, V, A]) expire(ctx *Context, closeTime int64) error 
 	// windows containing t, starting at t-d >= closeTime-2d or later, and
 	// reads the window before those, whose latest record p matters only if
 	// p's right window [p+1, p+1+d] is open: p >= closeTime-d-1, so that
-	// window starts at closeTime-2d-1 or later.
-	if below := closeTime - 2*d - 1; below-max(d, minPurgeStepMs) >= s.purgedBelow {
+	// window starts at closeTime-2d-1 or later. A window within its
+	// retention (stream-time < start+RetentionMs) stays too.
+	below := closeTime - 2*d - 1
+	if s.RetentionMs != 0 {
+		below = min(below, s.streamTime-s.RetentionMs+1)
+	}
+	if below-max(d, minPurgeStepMs) >= s.purgedBelow {
 		if err := s.purge(below); err != nil {
 			return err
 		}

@@ -71,6 +71,7 @@ type slidingHarness struct {
 	spec      window.Spec
 	final     bool
 	cache     int
+	retention int64 // the operator's RetentionMs
 	out, late []string
 }
 
@@ -128,7 +129,7 @@ func (h *slidingHarness) open() {
 	}
 	h.a = &SlidingAggregate[string, string, string]{
 		Name: "s", Store: "s", IndexStore: "s-index", Spec: h.spec, EmitFinal: h.final,
-		KeySerde: serde.String(), AggSerde: serde.String(),
+		RetentionMs: h.retention, KeySerde: serde.String(), AggSerde: serde.String(),
 		Fold: func(_ string, v string, agg string, found bool) string {
 			if !found {
 				return v

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/eddyflow/eddy/operators"
 )
@@ -133,6 +134,9 @@ type options struct {
 	name       string
 	partitions int32
 	lateTopic  string
+	// retention is the Retention option; 0 when not given.
+	retention    time.Duration
+	hasRetention bool
 }
 
 // Named names an operator. A stateful operator's name also names its
@@ -150,6 +154,40 @@ func Partitions(n int32) Option { return func(o *options) { o.partitions = n } }
 // counting it in the engine's LateRecords metric. The stream's key and
 // value serdes encode them. Other operators ignore it.
 func LateRecordsTo(topic string) Option { return func(o *options) { o.lateTopic = topic } }
+
+// Retention sets how long a windowed aggregation keeps each window in its
+// store, where it stays queryable (FetchWindows, the engine's HTTP
+// server) after it closes, as Kafka Streams' Materialized.withRetention
+// does. A time or sliding window is deleted once stream-time reaches its
+// start plus d; a session once its end plus d is before stream-time.
+// Closing is unchanged: a retained window is final, never updated nor
+// emitted again, and records for it are late. The default keeps a
+// window until it closes (size plus grace; sessions: gap plus grace);
+// d must be at least that, else Build fails. Sliding windows need more,
+// as in Kafka Streams: d must be at least twice the maximum time
+// difference plus grace, as a closed window shapes later ones that long;
+// they may stay a little longer, as they are deleted in batches (of at
+// least max(maxDiff, 1s) of starts). Other operators ignore it.
+func Retention(d time.Duration) Option {
+	return func(o *options) { o.retention, o.hasRetention = d, true }
+}
+
+// retentionMs checks the Retention option of the windowed aggregation
+// op named name, whose windows last minimum (size plus grace, or gap
+// plus grace, described by what), and returns it in milliseconds, 0 for
+// the default. It also returns the Describe text of a retention that is
+// not the default, else "".
+func (b *Builder) retentionMs(op, name string, o options, minimum int64, what string) (int64, string) {
+	if !o.hasRetention {
+		return 0, ""
+	}
+	ms := o.retention.Milliseconds()
+	if o.retention < time.Duration(minimum)*time.Millisecond {
+		b.errorf("windowed %s %q: retention %s is less than %s, %s", op, name, o.retention, what, time.Duration(minimum)*time.Millisecond)
+		return 0, ""
+	}
+	return ms, ", retention " + o.retention.String()
+}
 
 // operatorName returns the name of a stateful operator op: its Named
 // option, or "<op>-<id>" with the id the operator's node will get.

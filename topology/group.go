@@ -155,13 +155,14 @@ func windowAggregate[K, V, A any](w WindowedStream[K, V], op string, fold operat
 	from := g.source(op, name, o.partitions)
 	n := b.newNode(kindProcessor, "windowed-"+op, name, from)
 	emit := emitMode(w.emitFinal)
-	n.store = &storeSpec{name: name, kind: WindowStore, detail: w.spec.String() + ", " + emit}
+	retention, retDetail := b.retentionMs(op, name, o, w.spec.SizeMs()+w.spec.GraceMs(), "its window size plus grace")
+	n.store = &storeSpec{name: name, kind: WindowStore, detail: w.spec.String() + ", " + emit + retDetail}
 	g.checkSerdes(op, name, aggSerde == nil)
 	ks, spec, final := g.s.keySerde, w.spec, w.emitFinal
 	late := lateRecords(g.s, n, op, name, o)
 	n.build = func(bc *buildCtx) (any, error) {
 		a := &operators.WindowAggregate[K, V, A]{
-			Name: name, Store: name, Spec: spec, EmitFinal: final,
+			Name: name, Store: name, Spec: spec, EmitFinal: final, RetentionMs: retention,
 			KeySerde: ks, AggSerde: aggSerde, Fold: fold, Late: late(),
 			Out: out[window.Windowed[K], operators.Change[A]](bc),
 		}

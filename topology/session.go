@@ -55,7 +55,8 @@ func sessionAggregate[K, V, A any](w SessionWindowedStream[K, V], op string, mer
 	idx.store = &storeSpec{name: name + "-index", kind: KeyValueStore, detail: "sessions of " + name + " by key and by end"}
 	n := b.newNode(kindProcessor, "session-"+op, name, idx)
 	emit := emitMode(w.emitFinal)
-	n.store = &storeSpec{name: name, kind: SessionStore, detail: w.spec.String() + ", " + emit}
+	retention, retDetail := b.retentionMs(op, name, o, w.spec.GapMs()+w.spec.GraceMs(), "its inactivity gap plus grace")
+	n.store = &storeSpec{name: name, kind: SessionStore, detail: w.spec.String() + ", " + emit + retDetail}
 	g.checkSerdes(op, name, aggSerde == nil)
 	ks, spec, final := g.s.keySerde, w.spec, w.emitFinal
 	late := lateRecords(g.s, n, op, name, o)
@@ -64,7 +65,7 @@ func sessionAggregate[K, V, A any](w SessionWindowedStream[K, V], op string, mer
 	n.build = func(bc *buildCtx) (any, error) {
 		a := &operators.SessionAggregate[K, V, A]{
 			Name: name, Store: name, IndexStore: idx.store.name, Spec: spec, EmitFinal: final,
-			KeySerde: ks, AggSerde: aggSerde, Merge: merge, Add: add, Late: late(),
+			RetentionMs: retention, KeySerde: ks, AggSerde: aggSerde, Merge: merge, Add: add, Late: late(),
 			Out: out[window.Windowed[K], operators.Change[A]](bc),
 		}
 		return a, a.Init(bc.ctx, bc.stores)

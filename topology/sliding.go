@@ -26,7 +26,8 @@ func slidingAggregate[K, V, A any](w WindowedStream[K, V], op string, fold opera
 	name := b.operatorName(op, o)
 	from := g.source(op, name, o.partitions)
 	emit := emitMode(w.emitFinal)
-	detail := w.spec.String() + ", " + emit
+	retention, retDetail := b.retentionMs(op, name, o, 2*w.spec.SizeMs()+w.spec.GraceMs(), "twice its maximum time difference plus grace")
+	detail := w.spec.String() + ", " + emit + retDetail
 	idx := b.newNode(kindProcessor, "sliding-index", name+"-index", from)
 	idx.store = &storeSpec{name: name + "-index", kind: KeyValueStore, detail: "windows by key, " + detail}
 	n := b.newNode(kindProcessor, "windowed-"+op, name, idx)
@@ -37,7 +38,7 @@ func slidingAggregate[K, V, A any](w WindowedStream[K, V], op string, fold opera
 	n.build = func(bc *buildCtx) (any, error) {
 		a := &operators.SlidingAggregate[K, V, A]{
 			Name: name, Store: name, IndexStore: idx.store.name, Spec: spec, EmitFinal: final,
-			KeySerde: ks, AggSerde: aggSerde, Fold: fold, Late: late(),
+			RetentionMs: retention, KeySerde: ks, AggSerde: aggSerde, Fold: fold, Late: late(),
 			Out: out[window.Windowed[K], operators.Change[A]](bc),
 		}
 		return a, a.Init(bc.ctx, bc.stores)
