@@ -62,8 +62,9 @@ func ExampleDriver_Crash() {
 	// after the restart: 2
 }
 
-// Read a windowed table's windows of one key. A window is kept until
-// stream-time passes its end plus its grace period, as in Kafka Streams.
+// Read a windowed table's windows of one key. By default a window is
+// kept until stream-time passes its end plus its grace period, as in
+// Kafka Streams; topology.Retention keeps closed windows longer.
 func ExampleWindows() {
 	b := topology.New("views")
 	views := topology.StreamFrom(b, "views", serde.String(), serde.String())

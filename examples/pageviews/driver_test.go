@@ -40,6 +40,7 @@ func testSeed(t *testing.T) uint64 {
 const (
 	windowMs        = int64(60_000)
 	graceMs         = int64(10_000)
+	retentionMs     = int64(time.Hour / time.Millisecond) // topology.Retention(time.Hour)
 	countPartitions = 4
 )
 
@@ -62,16 +63,18 @@ func compareWindows(a, b regionWindow) int {
 // the repartition topic) is at or past the window's end plus grace, when
 // the view is late and dropped; a window is emitted once, with its final
 // count, when stream-time reaches its end plus grace, and leaves the
-// store then.
+// store once stream-time reaches its start plus the retention.
 type viewsModel struct {
 	streamTime [countPartitions]int64
 	open       map[regionWindow]regionWindow // by region and start; Count, Time zero
+	retained   map[regionWindow]regionWindow // closed, still stored; keyed as open
 	emitted    []regionWindow
 	late       int
+	expired    int // retained windows deleted
 }
 
 func newViewsModel() *viewsModel {
-	m := &viewsModel{open: map[regionWindow]regionWindow{}}
+	m := &viewsModel{open: map[regionWindow]regionWindow{}, retained: map[regionWindow]regionWindow{}}
 	for p := range m.streamTime {
 		m.streamTime[p] = math.MinInt64
 	}
@@ -102,15 +105,28 @@ func (m *viewsModel) add(v PageView, ts int64) (late bool) {
 		if partitionOf(k.Region) == p && k.Start+windowMs <= closeAt {
 			m.emitted = append(m.emitted, w)
 			delete(m.open, k)
+			m.retained[k] = w
+		}
+	}
+	for k := range m.retained {
+		if partitionOf(k.Region) == p && k.Start+retentionMs <= m.streamTime[p] {
+			delete(m.retained, k)
+			m.expired++
 		}
 	}
 	return late
 }
 
-// openWindows returns the windows not emitted yet, sorted.
-func (m *viewsModel) openWindows(region string) []regionWindow {
+// storedWindows returns the windows the store holds, open or retained,
+// sorted.
+func (m *viewsModel) storedWindows(region string) []regionWindow {
 	var ws []regionWindow
 	for _, w := range m.open {
+		if region == "" || w.Region == region {
+			ws = append(ws, w)
+		}
+	}
+	for _, w := range m.retained {
 		if region == "" || w.Region == region {
 			ws = append(ws, w)
 		}
@@ -181,6 +197,11 @@ func TestPageviewsDriver(t *testing.T) {
 				}
 				// A batch: views within [top-4s, top+5s) after a jump of top.
 				top += r.Int64N(40_000)
+				if step == 30 {
+					// Past the retention of the older windows so far, not
+					// of the last few minutes'.
+					top += retentionMs - 5*windowMs
+				}
 				batch := make([]eddytest.Record[string, PageView], 1+r.IntN(25))
 				for i := range batch {
 					v := newView(regions[r.IntN(len(regions))])
@@ -216,8 +237,9 @@ func TestPageviewsDriver(t *testing.T) {
 				}
 				got = append(got, out.ReadRecords()...)
 			}
-			if edgeLate == 0 || edgeOpen == 0 || len(m.emitted) < 20 || len(m.open) == 0 {
-				t.Fatalf("input too plain: %d late and %d open edge views, %d windows emitted, %d open", edgeLate, edgeOpen, len(m.emitted), len(m.open))
+			if edgeLate == 0 || edgeOpen == 0 || len(m.emitted) < 20 || len(m.open) == 0 || m.expired == 0 || len(m.retained) == 0 {
+				t.Fatalf("input too plain: %d late and %d open edge views, %d windows emitted, %d open, %d expired, %d retained",
+					edgeLate, edgeOpen, len(m.emitted), len(m.open), m.expired, len(m.retained))
 			}
 
 			// Every window emitted once, when it closed, with its final count.
@@ -234,13 +256,14 @@ func TestPageviewsDriver(t *testing.T) {
 				t.Errorf("emitted windows (-want +got):\n%s", diff)
 			}
 
-			// The store holds the windows still open, and only them.
+			// The store holds the windows still open and the closed ones within
+			// their retention, and only them.
 			var rows []regionWindow
 			for _, row := range eddytest.Rows(d, counts) {
 				rows = append(rows, regionWindow{row.Key.Key, row.Key.Start, row.Value, row.Time})
 			}
 			slices.SortFunc(rows, compareWindows)
-			if diff := gocmp.Diff(m.openWindows(""), rows); diff != "" {
+			if diff := gocmp.Diff(m.storedWindows(""), rows); diff != "" {
 				t.Errorf("store rows (-want +got):\n%s", diff)
 			}
 			for _, region := range append(regions[:len(regions)-1:len(regions)-1], "nowhere") {
@@ -248,7 +271,7 @@ func TestPageviewsDriver(t *testing.T) {
 				for _, row := range eddytest.Windows(d, counts, region, 0, top+windowMs) {
 					fetched = append(fetched, regionWindow{row.Key.Key, row.Key.Start, row.Value, row.Time})
 				}
-				if diff := gocmp.Diff(m.openWindows(region), fetched); diff != "" {
+				if diff := gocmp.Diff(m.storedWindows(region), fetched); diff != "" {
 					t.Errorf("Windows(%q) (-want +got):\n%s", region, diff)
 				}
 			}

@@ -9,6 +9,13 @@
 // The views topic has one partition, written in time order with a few
 // seconds of jitter, as a single upstream service would; re-keying by
 // region spreads the counting over four partitions.
+//
+// With -http ADDR it keeps running once the views are counted, serving the
+// engine's HTTP endpoints (engine.Options.HTTPAddr: the counts table,
+// metrics, health, the topology) until interrupted, then prints:
+//
+//	go run ./examples/pageviews -http localhost:8080 &
+//	curl -s localhost:8080/stores/views-per-region/windows/eu-north
 package main
 
 import (
@@ -39,7 +46,8 @@ type PageView struct {
 }
 
 // Topology builds the pipeline: drop views without a region, re-key by
-// region, count per one-minute window, emit each window once it closes.
+// region, count per one-minute window, emit each window once it closes,
+// keep the windows an hour for queries.
 func Topology() *topology.Builder { return topologyFor("") }
 
 // topologyFor suffixes the application and its topics: on Kafka, where
@@ -59,7 +67,9 @@ func build(suffix string) (*topology.Builder, topology.Table[window.Windowed[str
 		func(_ string, v PageView) string { return v.Region }, serde.String())
 	counts := topology.CountWindows(
 		byRegion.WindowedBy(window.Tumbling(time.Minute).Grace(10*time.Second)).EmitOnWindowClose(),
-		topology.Named("views-per-region"), topology.Partitions(4))
+		// Retention keeps closed windows queryable (-http) for an hour
+		// of event time; by default they are deleted once they close.
+		topology.Named("views-per-region"), topology.Partitions(4), topology.Retention(time.Hour))
 	counts.ToStream().To("views-per-region" + suffix)
 	return b, counts
 }
@@ -106,6 +116,12 @@ type Config struct {
 	// Brokers runs on Apache Kafka instead of the embedded log, with
 	// topics suffixed by the run's start time.
 	Brokers []string
+	// HTTPAddr, if set, serves the engine's HTTP endpoints there
+	// (engine.Options.HTTPAddr) and keeps the pipeline running after its
+	// input, until ctx ends; Serving, if set, is then called with the
+	// address the server listens on once it does.
+	HTTPAddr string
+	Serving  func(addr string)
 }
 
 // Run generates the input, processes it to the end and returns the results
@@ -120,7 +136,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, engine.Metrics, error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	opts, suffix := engine.Options{StateDir: dir, Bounded: true}, ""
+	opts, suffix := engine.Options{StateDir: dir, Bounded: cfg.HTTPAddr == "", HTTPAddr: cfg.HTTPAddr}, ""
 	if len(cfg.Brokers) > 0 {
 		opts.Kafka = &kafka.Options{Brokers: cfg.Brokers}
 		suffix = fmt.Sprintf("-%d", time.Now().UnixNano())
@@ -137,11 +153,35 @@ func Run(ctx context.Context, cfg Config) ([]Result, engine.Metrics, error) {
 	if err := log.Produce(ctx, generate(cfg.Seed, cfg.Events, "views"+suffix)...); err != nil {
 		return nil, engine.Metrics{}, err
 	}
-	if err := eng.Run(ctx); err != nil {
+	if err := run(ctx, eng, cfg.Serving); err != nil {
 		return nil, engine.Metrics{}, err
 	}
-	results, err := readResults(ctx, log, "views-per-region"+suffix)
+	// When serving, ctx has ended: the results are read without it.
+	results, err := readResults(context.WithoutCancel(ctx), log, "views-per-region"+suffix)
 	return results, eng.Metrics(), err
+}
+
+// run runs eng until it returns, calling serving, if set, with the HTTP
+// server's address once it listens.
+func run(ctx context.Context, eng *engine.Engine, serving func(addr string)) error {
+	if serving == nil {
+		return eng.Run(ctx)
+	}
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if addr := eng.HTTPAddr(); addr != "" {
+				serving(addr)
+				return <-done
+			}
+		}
+	}
 }
 
 func readResults(ctx context.Context, log broker.Log, topic string) ([]Result, error) {
@@ -220,12 +260,18 @@ func main() {
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "generator seed")
 	brokers := flag.String("brokers", "", "run on Apache Kafka at these comma-separated brokers instead of the embedded log")
 	describe := flag.String("describe", "", "print the topology as `text` or mermaid and exit, without running it (for eddy describe)")
+	flag.StringVar(&cfg.HTTPAddr, "http", "", "serve the counts, metrics and health over HTTP at `ADDR` (such as localhost:8080) and keep running until interrupted")
 	flag.Parse()
 	if *describe != "" {
 		os.Exit(describeTopology(os.Stdout, os.Stderr, *describe))
 	}
 	if *brokers != "" {
 		cfg.Brokers = strings.Split(*brokers, ",")
+	}
+	if cfg.HTTPAddr != "" {
+		cfg.Serving = func(addr string) {
+			fmt.Fprintf(os.Stderr, "pageviews: serving http://%s (try: curl -s %s/stores/views-per-region/windows/eu-north); Ctrl-C prints the results and exits\n", addr, addr)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
