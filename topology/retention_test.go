@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/eddyflow/eddy/operators"
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/state"
 	"github.com/eddyflow/eddy/topology"
@@ -165,87 +163,7 @@ func runRetentionScenario(t *testing.T, sc *scenario, cache int) [][]string {
 	}
 	p := &scenarioParams{m: sc.params, used: map[string]bool{}}
 	b, fetch := build(p)
-	for name := range sc.params {
-		if !p.used[name] {
-			p.errs = append(p.errs, fmt.Errorf("parameter %s is not used by builder %s", name, sc.builder))
-		}
-	}
-	if len(p.errs) > 0 {
-		t.Fatalf("%s:%d: %v", sc.path, sc.topLine+1, p.errs)
-	}
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &scenarioRun{
-		t: t, sc: sc, topo: topo, cache: cache,
-		offsets:    map[string]int64{},
-		changelogs: map[string][]state.ChangelogRecord{},
-		committed:  map[string]int64{},
-	}
-	r.openDB()
-	r.openTasks()
-	defer func() {
-		r.closeTasks()
-		if err := r.db.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
-	var got [][]string
-	for _, st := range sc.steps {
-		r.out = nil
-		where := fmt.Sprintf("%s:%d: %s", sc.path, st.line+1, strings.Join(st.args, " "))
-		switch st.args[0] {
-		case "finish":
-			for _, task := range r.upstreamFirst() {
-				task.ctx.Topic, task.ctx.Offset = "", -1
-				for _, f := range task.graph.Finishers {
-					if err := f.Finish(&task.ctx); err != nil {
-						t.Fatalf("%s: %v", where, err)
-					}
-				}
-				r.deliver(where)
-			}
-		case "commit":
-			r.commit(where)
-		case "restart", "restore":
-			r.commit(where)
-			r.closeTasks()
-			if st.args[0] == "restore" {
-				if err := r.db.Close(); err != nil {
-					t.Fatal(err)
-				}
-				r.openDB()
-				r.restoring = true
-			}
-			r.openTasks()
-			r.restoring = false
-		case "fetch":
-			r.commit(where)
-			from, err1 := strconv.ParseInt(st.args[2], 10, 64)
-			to, err2 := strconv.ParseInt(st.args[3], 10, 64)
-			if err1 != nil || err2 != nil {
-				t.Fatalf("%s: want fetch key from to", where)
-			}
-			rows, err := fetch(context.Background(), dbReader{r.db}, st.args[1], from, to)
-			if err != nil {
-				t.Fatalf("%s: %v", where, err)
-			}
-			r.out = append(r.out, rows...)
-		default:
-			ts, _ := strconv.ParseInt(st.args[3], 10, 64)
-			if r.readers[st.args[0]] == nil {
-				t.Fatalf("%s: %q is not a source topic of the topology", where, st.args[0])
-			}
-			r.pending = append(r.pending, operators.RawRecord{Topic: st.args[0], Timestamp: ts, Key: []byte(st.args[1]), Value: []byte(st.args[2])})
-			r.deliver(where)
-		}
-		if diff := cmp.Diff(st.want, r.out); diff != "" {
-			t.Errorf("%s: outputs (-want +got):\n%s", where, diff)
-		}
-		got = append(got, r.out)
-	}
-	return got
+	return runBuilt(t, sc, cache, p, b, fetch)
 }
 
 // TestRetentionTooShort checks that Build fails on a retention shorter

@@ -24,6 +24,11 @@ package topology_test
 //	restore                        commit, close the tasks, rebuild them on
 //	                               a new state DB restored from the
 //	                               changelogs captured so far
+//	fetch <key> <from> <to>        commit, then read key's windows that
+//	                               overlap [from, to] from the committed
+//	                               store (builders of retention_test.go
+//	                               only), each as a line "> key@start-end
+//	                               value time"
 //
 // Each command is followed by the records it makes the topology write,
 // in order, one a line:
@@ -41,6 +46,7 @@ package topology_test
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -308,7 +314,13 @@ func runScenario(t *testing.T, sc *scenario, cache int) [][]string {
 		t.Fatalf("%s:%d: no scenario builder %q", sc.path, sc.topLine+1, sc.builder)
 	}
 	p := &scenarioParams{m: sc.params, used: map[string]bool{}}
-	b := build(p)
+	return runBuilt(t, sc, cache, p, build(p), nil)
+}
+
+// runBuilt runs sc on b, which a builder made with parameters p, with the
+// given store cache size and returns the outputs of each step. fetch
+// answers the fetch steps; nil if the builder has none.
+func runBuilt(t *testing.T, sc *scenario, cache int, p *scenarioParams, b *topology.Builder, fetch retentionFetch) [][]string {
 	for name := range sc.params {
 		if !p.used[name] {
 			p.errs = append(p.errs, fmt.Errorf("parameter %s is not used by builder %s", name, sc.builder))
@@ -372,6 +384,21 @@ func runScenario(t *testing.T, sc *scenario, cache int) [][]string {
 			}
 			r.openTasks()
 			r.restoring = false
+		case "fetch":
+			if fetch == nil || len(st.args) != 4 {
+				t.Fatalf("%s: want fetch key from to, in a scenario whose builder has a table to fetch", where)
+			}
+			r.commit(where)
+			from, err1 := strconv.ParseInt(st.args[2], 10, 64)
+			to, err2 := strconv.ParseInt(st.args[3], 10, 64)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("%s: want fetch key from to", where)
+			}
+			rows, err := fetch(context.Background(), dbReader{r.db}, st.args[1], from, to)
+			if err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			r.out = append(r.out, rows...)
 		default:
 			topic := st.args[0]
 			if r.readers[topic] == nil {
