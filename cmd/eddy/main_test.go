@@ -448,3 +448,19 @@ func TestHelp(t *testing.T) {
 		})
 	}
 }
+
+// TestTopicsLogInUse checks that a command on a log another holder has
+// open (a running pipeline) says so and how to fix it.
+func TestTopicsLogInUse(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	mustEddy(t, "", "topics", "create", "--dir", dir, "--partitions", "1", "views")
+	l, err := embedded.Open(embedded.Options{Dir: dir, CleanInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, stderr, code := eddy(t, "", "topics", "list", "--dir", dir)
+	if want := "the embedded log is used by one process at a time: stop the process using " + dir; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("topics list on a log in use: exit %d, stderr:\n%s\nwant it to contain %q", code, stderr, want)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -65,7 +64,7 @@ func openLog(dir string, create bool) (*embedded.Log, error) {
 	}
 	l, err := embedded.Open(embedded.Options{Dir: dir, CleanInterval: -1})
 	if err != nil {
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "lock") {
+		if errors.Is(err, embedded.ErrInUse) {
 			return nil, fmt.Errorf("%w\nthe embedded log is used by one process at a time: stop the process using %s (a running pipeline?) and try again", err, dir)
 		}
 		return nil, err
