@@ -4,32 +4,16 @@ import (
 	"cmp"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/eddyflow/eddy/eddytest"
+	"github.com/eddyflow/eddy/examples/internal/exampletest"
 	"github.com/eddyflow/eddy/serde"
 )
-
-// testSeed returns the seed of a randomized test, logged: EDDY_TEST_SEED
-// if set (to replay a failure), else a random one.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("EDDY_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("EDDY_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with EDDY_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // enriched is an output record of the topology, or the model's: the
 // order, its customer as the join saw it (nil: unknown) and its time.
@@ -75,7 +59,7 @@ func (e event) time() int64 {
 func TestEnrichmentDriver(t *testing.T) {
 	for _, parts := range []int32{1, 3} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(testSeed(t), 0))
+			r := rand.New(rand.NewPCG(exampletest.Seed(t), 0))
 			b, customersTable := build("")
 			d := eddytest.New(t, b, eddytest.Options{Partitions: parts, ManualCommit: true})
 			customersIn := eddytest.Input(d, "customers", serde.String(), serde.JSON[Customer]())

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,25 +13,11 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/eddyflow/eddy/eddytest"
+	"github.com/eddyflow/eddy/examples/internal/exampletest"
 	"github.com/eddyflow/eddy/internal/murmur2"
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/window"
 )
-
-// testSeed returns the seed of a randomized test, logged: EDDY_TEST_SEED
-// if set (to replay a failure), else a random one.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("EDDY_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("EDDY_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with EDDY_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // The topology's windows: one minute, 10 s of grace, counted in 4
 // partitions (topology.Partitions(4)), each with its own stream-time.
@@ -150,7 +134,7 @@ func (m *viewsModel) storedWindows(region string) []regionWindow {
 func TestPageviewsDriver(t *testing.T) {
 	for _, parts := range []int32{1, 3} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(testSeed(t), 0))
+			r := rand.New(rand.NewPCG(exampletest.Seed(t), 0))
 			b, counts := build("")
 			d := eddytest.New(t, b, eddytest.Options{Partitions: parts, ManualCommit: true})
 			in := eddytest.Input(d, "views", serde.String(), serde.JSON[PageView]())

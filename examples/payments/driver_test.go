@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,24 +13,10 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/eddyflow/eddy/eddytest"
+	"github.com/eddyflow/eddy/examples/internal/exampletest"
 	"github.com/eddyflow/eddy/internal/murmur2"
 	"github.com/eddyflow/eddy/serde"
 )
-
-// testSeed returns the seed of a randomized test, logged: EDDY_TEST_SEED
-// if set (to replay a failure), else a random one.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("EDDY_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("EDDY_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with EDDY_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // settled is an output record of the topology, or the model's.
 type settled struct {
@@ -261,7 +245,7 @@ func generateOrders(r *rand.Rand, n int) []input {
 func TestPaymentsDriver(t *testing.T) {
 	for _, parts := range []int32{1, 3} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(testSeed(t), 0))
+			r := rand.New(rand.NewPCG(exampletest.Seed(t), 0))
 			d := eddytest.New(t, Topology(), eddytest.Options{Partitions: parts, ManualCommit: true})
 			ordersIn := eddytest.Input(d, "orders", serde.String(), serde.JSON[Order]())
 			paymentsIn := eddytest.Input(d, "payments", serde.String(), serde.JSON[Payment]())

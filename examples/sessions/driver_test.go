@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,25 +13,11 @@ import (
 	gocmp "github.com/google/go-cmp/cmp"
 
 	"github.com/eddyflow/eddy/eddytest"
+	"github.com/eddyflow/eddy/examples/internal/exampletest"
 	"github.com/eddyflow/eddy/internal/murmur2"
 	"github.com/eddyflow/eddy/serde"
 	"github.com/eddyflow/eddy/window"
 )
-
-// testSeed returns the seed of a randomized test, logged: EDDY_TEST_SEED
-// if set (to replay a failure), else a random one.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("EDDY_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("EDDY_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with EDDY_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // session is a session as the model computes it and as the output and
 // the store give it: its first and last click, its visit, and the
@@ -147,7 +131,7 @@ func sessionOf(k window.Windowed[string], v Visit, ts int64) session {
 func TestSessionsDriver(t *testing.T) {
 	for _, parts := range []int32{1, 3} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(testSeed(t), 0))
+			r := rand.New(rand.NewPCG(exampletest.Seed(t), 0))
 			b, sessions := build("")
 			d := eddytest.New(t, b, eddytest.Options{Partitions: parts, ManualCommit: true})
 			in := eddytest.Input(d, "clicks", serde.String(), serde.JSON[Click]())

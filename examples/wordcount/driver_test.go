@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,23 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eddyflow/eddy/eddytest"
+	"github.com/eddyflow/eddy/examples/internal/exampletest"
 	"github.com/eddyflow/eddy/serde"
 )
-
-// testSeed returns the seed of a randomized test, logged: EDDY_TEST_SEED
-// if set (to replay a failure), else a random one.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("EDDY_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("EDDY_TEST_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (replay with EDDY_TEST_SEED=%d)", seed, seed)
-	return seed
-}
 
 // lineWords is the reference of the topology's tokenizer: the maximal
 // runs of ASCII letters and apostrophes, lower-cased.
@@ -96,7 +80,7 @@ type counted struct {
 func TestWordcountDriver(t *testing.T) {
 	for _, parts := range []int32{1, 3} {
 		t.Run(fmt.Sprintf("partitions=%d", parts), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(testSeed(t), 0))
+			r := rand.New(rand.NewPCG(exampletest.Seed(t), 0))
 			b, counts := build("")
 			d := eddytest.New(t, b, eddytest.Options{Partitions: parts, ManualCommit: true})
 			in := eddytest.Input(d, "lines", serde.String(), serde.String())
