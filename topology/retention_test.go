@@ -3,7 +3,6 @@ package topology_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -124,35 +123,7 @@ func (r dbReader) Range(_ context.Context, store string, p int32, from, to []byt
 }
 
 func TestRetentionScenarios(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "retention", "*.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatal("no retention scenario files")
-	}
-	for _, path := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
-			sc, err := parseScenario(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var first [][]string
-			for i, cache := range sc.caches {
-				t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) {
-					got := runRetentionScenario(t, sc, cache)
-					if i == 0 {
-						first = got
-					}
-				})
-			}
-			if *rewriteScenarios && first != nil {
-				if err := rewriteScenario(sc, first); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
-	}
+	runScenarioFiles(t, "retention", runRetentionScenario)
 }
 
 // runRetentionScenario runs sc as runScenario does, with fetch steps.

@@ -151,13 +151,18 @@ type scenario struct {
 	topLine int
 }
 
-func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "scenarios", "*.txt"))
+func TestScenarios(t *testing.T) { runScenarioFiles(t, "scenarios", runScenario) }
+
+// runScenarioFiles runs every scenario file of testdata/dir with run, once
+// per cache size the file asks for, and with -rewrite rewrites each file
+// with the outputs of its first run.
+func runScenarioFiles(t *testing.T, dir string, run func(t *testing.T, sc *scenario, cache int) [][]string) {
+	files, err := filepath.Glob(filepath.Join("testdata", dir, "*.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatal("no scenario files")
+		t.Fatalf("no scenario files in testdata/%s", dir)
 	}
 	for _, path := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".txt"), func(t *testing.T) {
@@ -168,7 +173,7 @@ func TestScenarios(t *testing.T) {
 			var first [][]string
 			for i, cache := range sc.caches {
 				t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) {
-					got := runScenario(t, sc, cache)
+					got := run(t, sc, cache)
 					if i == 0 {
 						first = got
 					}
