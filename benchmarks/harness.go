@@ -422,15 +422,20 @@ func (h *harness) watchProgress(system string, total int64, done func() int64) (
 	})
 }
 
+// doneReport is what a child reports on its DONE line: its CPU time over
+// the timed part, from its own getrusage (0 if it has none).
+type doneReport interface{ cpuSeconds() float64 }
+
 // bounded runs a child that speaks the START/DONE handshake and measures
 // its CPU time over the timed part between them: from /proc/<pid>/stat
 // at each, or, finer, the child's own getrusage over the same span when
 // it reports one (/proc counts 10 ms ticks; both count the whole
 // process). A report more than a few ticks off /proc is noted.
-func (h *harness) bounded(ctx context.Context, c *child, total int64) (rep WorkerReport, cpu time.Duration, err error) {
+// The DONE line's JSON is decoded into rep.
+func (h *harness) bounded(ctx context.Context, c *child, total int64, rep doneReport) (cpu time.Duration, err error) {
 	defer c.kill() // on failure; a no-op once exited
 	if _, err := c.await(ctx, lineStart); err != nil {
-		return rep, 0, err
+		return 0, err
 	}
 	cpu0, ok0 := c.cpu()
 	c.proceed()
@@ -440,16 +445,16 @@ func (h *harness) bounded(ctx context.Context, c *child, total int64) (rep Worke
 	c.sampleHWM() // it waits for proceed: still running
 	stop()
 	if err != nil {
-		return rep, 0, err
+		return 0, err
 	}
 	c.proceed()
-	if err := json.Unmarshal([]byte(line), &rep); err != nil {
-		return rep, 0, fmt.Errorf("%s: bad DONE line %q: %w", c.name, line, err)
+	if err := json.Unmarshal([]byte(line), rep); err != nil {
+		return 0, fmt.Errorf("%s: bad DONE line %q: %w", c.name, line, err)
 	}
 	if err := c.wait(ctx); err != nil {
-		return rep, 0, err
+		return 0, err
 	}
-	reported := time.Duration(rep.CPUSeconds * float64(time.Second))
+	reported := time.Duration(rep.cpuSeconds() * float64(time.Second))
 	switch {
 	case ok0 && ok1 && reported > 0:
 		if d := (cpu1 - cpu0) - reported; d > 50*time.Millisecond+reported/20 || d < -50*time.Millisecond-reported/20 {
@@ -463,7 +468,7 @@ func (h *harness) bounded(ctx context.Context, c *child, total int64) (rep Worke
 	default: // no /proc: the whole life
 		cpu, _ = c.usage()
 	}
-	return rep, cpu, nil
+	return cpu, nil
 }
 
 // measured fills in what the exited child's rusage tells, and its peak
@@ -493,7 +498,8 @@ func (h *harness) runLoop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rep, cpu, err := h.bounded(ctx, c, int64(cfg.Events))
+	var rep WorkerReport
+	cpu, err := h.bounded(ctx, c, int64(cfg.Events), &rep)
 	if err != nil {
 		return err
 	}
@@ -573,7 +579,8 @@ func (h *harness) runEmbedded(ctx context.Context) error {
 	if cfg.Rate > 0 {
 		total += int64(cfg.Partitions) // the end markers
 	}
-	rep, cpu, err := h.bounded(ctx, c, total)
+	var rep WorkerReport
+	cpu, err := h.bounded(ctx, c, total, &rep)
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,8 @@ type WorkerReport struct {
 	Behind  int      `json:"behind,omitempty"`
 }
 
+func (r *WorkerReport) cpuSeconds() float64 { return r.CPUSeconds }
+
 // The worker's stdout protocol. PROGRESS lines carry the events done.
 // At START and DONE the worker waits for a line on stdin, so that the
 // harness reads its CPU time exactly around the timed part. READY (Kafka)

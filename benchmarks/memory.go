@@ -178,6 +178,8 @@ type memoryReport struct {
 	AtPeak        RSSSplit `json:"at_peak"`
 }
 
+func (r *memoryReport) cpuSeconds() float64 { return r.CPUSeconds }
+
 const (
 	memoryInput  = "input"
 	memoryOutput = "counts"
@@ -242,7 +244,8 @@ func RunMemory(ctx context.Context, cfg MemoryConfig) (MemoryResult, error) {
 	if err != nil {
 		return r, err
 	}
-	rep, cpu, err := runMemoryChild(ctx, h, c, r.Events)
+	var rep memoryReport
+	cpu, err := h.bounded(ctx, c, r.Events, &rep)
 	if err != nil {
 		return r, err
 	}
@@ -301,38 +304,6 @@ func loadMemoryInput(ctx context.Context, h *harness, logDir string, cfg MemoryC
 	}
 	h.cfg.logf("loaded %d records of %d keys into the embedded log in %s", int64(cfg.Keys)*int64(cfg.Passes), cfg.Keys, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// runMemoryChild runs the child through its START/DONE handshake and
-// returns its report and its CPU time over the timed part (from /proc, or
-// its own getrusage where that is finer).
-func runMemoryChild(ctx context.Context, h *harness, c *child, total int64) (rep memoryReport, cpu time.Duration, err error) {
-	defer c.kill() // on failure; a no-op once exited
-	if _, err := c.await(ctx, lineStart); err != nil {
-		return rep, 0, err
-	}
-	cpu0, ok0 := c.cpu()
-	c.proceed()
-	stop := h.watchProgress(c.name, total, c.progress.Load)
-	line, err := c.await(ctx, lineDone)
-	cpu1, ok1 := c.cpu()
-	c.sampleHWM() // it waits for proceed: still running
-	stop()
-	if err != nil {
-		return rep, 0, err
-	}
-	c.proceed()
-	if err := json.Unmarshal([]byte(line), &rep); err != nil {
-		return rep, 0, fmt.Errorf("%s: bad DONE line %q: %w", c.name, line, err)
-	}
-	if err := c.wait(ctx); err != nil {
-		return rep, 0, err
-	}
-	cpu = time.Duration(rep.CPUSeconds * float64(time.Second))
-	if cpu == 0 && ok0 && ok1 {
-		cpu = cpu1 - cpu0
-	}
-	return rep, cpu, nil
 }
 
 // checkMemoryOutput reads the output topic: counts only grow, so every

@@ -64,7 +64,7 @@ func TestChildMeasured(t *testing.T) {
 	}
 	runtime.KeepAlive(ballast)
 	h := &harness{}
-	_, cpu, err := h.bounded(context.Background(), c, 1)
+	cpu, err := h.bounded(context.Background(), c, 1, &WorkerReport{})
 	if err != nil {
 		t.Fatal(err)
 	}
