@@ -468,48 +468,62 @@ func (s *SessionAggregate[K, V, A]) unindex(key []byte, start, end int64) error 
 // EmitFinal it forwards their final values; it deletes them, or with a
 // longer retention, keeps them in s.retained.
 func (s *SessionAggregate[K, V, A]) close(ctx *Context, closeTime int64, all bool) error {
+	retain := s.retains()
 	for len(s.closing) > 0 && (all || s.closing[0].end < closeTime) {
 		o := s.closing[0]
 		key := []byte(o.key)
-		if s.retains() {
-			if s.EmitFinal {
-				s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
-				v, ok, err := s.store.Get(s.dbuf)
-				switch {
-				case err != nil:
-					return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
-				case !ok:
-					return fmt.Errorf("operator %s: close sessions: store %s: session [%d,%d] is indexed but missing", s.Name, s.Store, o.start, o.end)
-				}
-				if err := s.emitFinal(ctx, key, o.start, o.end, v); err != nil {
-					return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
-				}
+		var v []byte
+		if s.EmitFinal || !retain {
+			var err error
+			if v, err = s.sessionValue(key, o, "close"); err != nil {
+				return err
 			}
-			s.forget(key, o.start, o.end)
-			s.retained = append(s.retained, &openSession{key: o.key, start: o.start, end: o.end})
-			continue
-		}
-		s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
-		v, ok, err := s.store.Get(s.dbuf)
-		switch {
-		case err != nil:
-			return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
-		case !ok:
-			return fmt.Errorf("operator %s: close sessions: store %s: session [%d,%d] is indexed but missing", s.Name, s.Store, o.start, o.end)
 		}
 		if s.EmitFinal {
 			if err := s.emitFinal(ctx, key, o.start, o.end, v); err != nil {
 				return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
 			}
-		} else {
-			s.expired[string(s.dbuf)] = bytes.Clone(v)
 		}
-		if err := s.store.Delete(s.dbuf); err != nil {
-			return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
+		if retain {
+			s.forget(key, o.start, o.end)
+			s.retained = append(s.retained, &openSession{key: o.key, start: o.start, end: o.end})
+			continue
 		}
-		if err := s.unindex(key, o.start, o.end); err != nil {
-			return fmt.Errorf("operator %s: close sessions: %w", s.Name, err)
+		if err := s.deleteSession(key, o, v, "close"); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// sessionValue returns the stored value of session o of key, which must
+// exist; op names the caller in errors.
+func (s *SessionAggregate[K, V, A]) sessionValue(key []byte, o *openSession, op string) ([]byte, error) {
+	s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
+	v, ok, err := s.store.Get(s.dbuf)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("operator %s: %s sessions: %w", s.Name, op, err)
+	case !ok:
+		return nil, fmt.Errorf("operator %s: %s sessions: store %s: session [%d,%d] is indexed but missing", s.Name, op, s.Store, o.start, o.end)
+	}
+	return v, nil
+}
+
+// deleteSession deletes session o of key, closed, from the store and its
+// index, forwarding nothing; without EmitFinal its last value v waits in
+// s.expired until the cache flushes the deletion. op names the caller in
+// errors.
+func (s *SessionAggregate[K, V, A]) deleteSession(key []byte, o *openSession, v []byte, op string) error {
+	s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
+	if !s.EmitFinal {
+		s.expired[string(s.dbuf)] = bytes.Clone(v)
+	}
+	if err := s.store.Delete(s.dbuf); err != nil {
+		return fmt.Errorf("operator %s: %s sessions: %w", s.Name, op, err)
+	}
+	if err := s.unindex(key, o.start, o.end); err != nil {
+		return fmt.Errorf("operator %s: %s sessions: %w", s.Name, op, err)
 	}
 	return nil
 }
@@ -536,22 +550,15 @@ func (s *SessionAggregate[K, V, A]) expire(_ *Context, expireTime int64, all boo
 		s.retained[0] = nil
 		s.retained = s.retained[1:]
 		key := []byte(o.key)
-		s.dbuf = appendSessionData(s.dbuf[:0], key, o.end, o.start)
+		var v []byte
 		if !s.EmitFinal {
-			v, ok, err := s.store.Get(s.dbuf)
-			switch {
-			case err != nil:
-				return fmt.Errorf("operator %s: expire sessions: %w", s.Name, err)
-			case !ok:
-				return fmt.Errorf("operator %s: expire sessions: store %s: session [%d,%d] is indexed but missing", s.Name, s.Store, o.start, o.end)
+			var err error
+			if v, err = s.sessionValue(key, o, "expire"); err != nil {
+				return err
 			}
-			s.expired[string(s.dbuf)] = bytes.Clone(v)
 		}
-		if err := s.store.Delete(s.dbuf); err != nil {
-			return fmt.Errorf("operator %s: expire sessions: %w", s.Name, err)
-		}
-		if err := s.unindex(key, o.start, o.end); err != nil {
-			return fmt.Errorf("operator %s: expire sessions: %w", s.Name, err)
+		if err := s.deleteSession(key, o, v, "expire"); err != nil {
+			return err
 		}
 	}
 	return nil
